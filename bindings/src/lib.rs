@@ -1,0 +1,1 @@
+//! Swift and Kotlin binding (under construction).

@@ -1,0 +1,155 @@
+//! Client configuration and its defaults.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::stats::DropCallback;
+
+/// A Mixpanel data residency region, which selects the default ingestion host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Region {
+    /// `https://api.mixpanel.com`.
+    #[default]
+    Us,
+    /// `https://api-eu.mixpanel.com`.
+    Eu,
+    /// `https://api-in.mixpanel.com`.
+    India,
+}
+
+impl Region {
+    /// Returns the ingestion host of this region.
+    pub fn api_host(self) -> &'static str {
+        match self {
+            Region::Us => "https://api.mixpanel.com",
+            Region::Eu => "https://api-eu.mixpanel.com",
+            Region::India => "https://api-in.mixpanel.com",
+        }
+    }
+}
+
+/// Everything a [`crate::Client`] needs to know before it starts.
+///
+/// Build one with [`Config::new`] and change the fields that differ from the defaults.
+#[derive(Clone)]
+pub struct Config {
+    /// The Mixpanel project token, sent as `token` on events and `$token` on profile records.
+    pub token: String,
+
+    /// The ingestion host, scheme included: `https://` for Mixpanel, `http://` allowed for a
+    /// local groupscope-server. Defaults to [`Region::Us`]'s host.
+    pub api_host: String,
+
+    /// The folder for the durable store. With `None`, group state and the outbound queue live
+    /// in memory and are lost when the process ends.
+    pub data_dir: Option<PathBuf>,
+
+    /// Maximum records per `/track`, `/engage` or `/groups` request, 1 to 50.
+    pub batch_size: usize,
+
+    /// Maximum records per `/import` request, 1 to 2000.
+    pub import_batch_size: usize,
+
+    /// How long the worker waits for a batch to fill before it sends what it has. Zero sends
+    /// every record as soon as the worker sees it.
+    pub flush_interval: Duration,
+
+    /// Maximum records waiting for delivery; past it the oldest are evicted and counted.
+    pub max_queue_records: usize,
+
+    /// Maximum encoded bytes waiting for delivery; past it the oldest are evicted and counted.
+    pub max_queue_bytes: usize,
+
+    /// Maximum encoded bytes of one `/track`, `/engage` or `/groups` request body, before gzip.
+    pub max_request_bytes: usize,
+
+    /// Maximum encoded bytes of one `/import` request body, before gzip.
+    pub max_import_request_bytes: usize,
+
+    /// How long one HTTP request may take, connection included.
+    pub request_timeout: Duration,
+
+    /// The first retry delay; each further failure doubles it up to `max_retry_delay`.
+    pub initial_retry_delay: Duration,
+
+    /// The cap of the retry delay, `Retry-After` excepted.
+    pub max_retry_delay: Duration,
+
+    /// Maximum attempts of one batch within one flush cycle before the worker waits for the
+    /// next cycle. Records stay queued.
+    pub max_attempts_per_cycle: u32,
+
+    /// Whether request bodies are gzip-compressed when that makes them smaller.
+    pub gzip: bool,
+
+    /// The project secret or service-account credentials for `/import`, as `user:password`
+    /// for HTTP Basic auth. `None` sends the token as the user with an empty password.
+    pub import_credentials: Option<String>,
+
+    /// The `project_id` query parameter of `/import`, required with service-account credentials.
+    pub project_id: Option<String>,
+
+    /// Called on the worker thread for every record dropped without delivery.
+    pub on_drop: Option<Arc<dyn DropCallback>>,
+}
+
+impl Config {
+    /// Creates a configuration with the defaults of a server-side client: in-memory state,
+    /// batches of 50, a 1 s flush interval and Mixpanel's US host.
+    pub fn new(token: impl Into<String>) -> Self {
+        Config {
+            token: token.into(),
+            api_host: Region::Us.api_host().to_owned(),
+            data_dir: None,
+            batch_size: 50,
+            import_batch_size: 2000,
+            flush_interval: Duration::from_secs(1),
+            max_queue_records: 100_000,
+            max_queue_bytes: 100 * 1024 * 1024,
+            max_request_bytes: 1024 * 1024,
+            max_import_request_bytes: 10 * 1000 * 1000,
+            request_timeout: Duration::from_secs(10),
+            initial_retry_delay: Duration::from_secs(2),
+            max_retry_delay: Duration::from_secs(60),
+            max_attempts_per_cycle: 3,
+            gzip: true,
+            import_credentials: None,
+            project_id: None,
+            on_drop: None,
+        }
+    }
+
+    /// Creates a configuration with the defaults of a mobile app: a durable store in
+    /// `data_dir` and a 60 s flush interval. The app calls [`crate::Client::flush`] from its
+    /// background lifecycle hook.
+    pub fn mobile(token: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: Some(data_dir.into()),
+            flush_interval: Duration::from_secs(60),
+            ..Config::new(token)
+        }
+    }
+
+    /// Sets the ingestion host to the host of `region`.
+    pub fn with_region(mut self, region: Region) -> Self {
+        self.api_host = region.api_host().to_owned();
+        self
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("token", &crate::protocol::redact_token(&self.token))
+            .field("api_host", &self.api_host)
+            .field("data_dir", &self.data_dir)
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval", &self.flush_interval)
+            .field("max_queue_records", &self.max_queue_records)
+            .field("max_queue_bytes", &self.max_queue_bytes)
+            .field("request_timeout", &self.request_timeout)
+            .field("gzip", &self.gzip)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,98 @@
+//! The errors a caller can see at the API boundary.
+
+use std::path::PathBuf;
+
+/// An error returned by a [`crate::Client`] call.
+///
+/// Every variant names the value that was rejected and says what to do instead. A call that
+/// returns an error has enqueued nothing and changed no stored state.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration cannot be used.
+    #[error("invalid configuration: {field} {reason}")]
+    InvalidConfig {
+        /// The configuration field, for example `api_host`.
+        field: &'static str,
+        /// What is wrong with it and what to use instead.
+        reason: String,
+    },
+
+    /// The event name is empty or too long.
+    #[error("invalid event name {name:?}: {reason}")]
+    InvalidEventName {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A property cannot be sent, for example because its value is not a JSON object.
+    #[error("invalid property {name:?}: {reason}")]
+    InvalidProperty {
+        /// The property name, or `properties` when the whole argument is wrong.
+        name: String,
+        /// What is wrong with it and what to send instead.
+        reason: String,
+    },
+
+    /// A group key is empty or reserved.
+    #[error("invalid group key {key:?}: {reason}")]
+    InvalidGroupKey {
+        /// The rejected key.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A group id is neither a string nor an integer, or is empty.
+    #[error("invalid group id {value} for group key {key:?}: {reason}")]
+    InvalidGroupId {
+        /// The group key the id was given for.
+        key: String,
+        /// The rejected value, rendered as JSON.
+        value: String,
+        /// What is wrong with it and what to send instead.
+        reason: &'static str,
+    },
+
+    /// A distinct_id is empty or one of the values Mixpanel rejects.
+    #[error("invalid distinct_id {value:?}: {reason}")]
+    InvalidDistinctId {
+        /// The rejected value.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A timestamp is outside the range Mixpanel accepts or is not finite.
+    #[error("invalid time {value}: {reason}")]
+    InvalidTime {
+        /// The rejected value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The local store could not be opened or written, and the call could not be completed.
+    #[error("storage failed at {path}: {message}")]
+    Storage {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying error.
+        message: String,
+    },
+
+    /// The client was shut down; create a new client to record more data.
+    #[error("the client is shut down; create a new Client to record more data")]
+    ShutDown,
+}
+
+impl Error {
+    pub(crate) fn storage(path: impl Into<PathBuf>, error: impl std::fmt::Display) -> Self {
+        Error::Storage {
+            path: path.into(),
+            message: error.to_string(),
+        }
+    }
+}

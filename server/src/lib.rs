@@ -1,0 +1,1 @@
+//! groupscope-server (under construction).
