@@ -4,6 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Error;
+use crate::protocol::{
+    MAX_EVENT_BYTES, MAX_IMPORT_REQUEST_BYTES, MAX_RECORDS_PER_REQUEST, SDK_BATCH_SIZE,
+    redact_token,
+};
 use crate::stats::DropCallback;
 
 /// A Mixpanel data residency region, which selects the default ingestion host.
@@ -136,6 +141,155 @@ impl Config {
         self.api_host = region.api_host().to_owned();
         self
     }
+}
+
+impl Config {
+    /// Checks every field and returns the first problem.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field and its value, and saying what to use instead.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid =
+            |field: &'static str, reason: String| Err(Error::InvalidConfig { field, reason });
+
+        if self.token.trim().is_empty() {
+            return invalid(
+                "token",
+                "must not be empty; pass the project token from the Mixpanel project settings"
+                    .to_owned(),
+            );
+        }
+        if self.token.chars().any(char::is_whitespace) {
+            return invalid(
+                "token",
+                format!(
+                    "{:?} contains whitespace; copy the token without spaces or newlines",
+                    redact_token(&self.token)
+                ),
+            );
+        }
+        validate_api_host(&self.api_host)?;
+
+        if !(1..=SDK_BATCH_SIZE).contains(&self.batch_size) {
+            return invalid(
+                "batch_size",
+                format!("{} is outside 1..={SDK_BATCH_SIZE}", self.batch_size),
+            );
+        }
+        if !(1..=MAX_RECORDS_PER_REQUEST).contains(&self.import_batch_size) {
+            return invalid(
+                "import_batch_size",
+                format!(
+                    "{} is outside 1..={MAX_RECORDS_PER_REQUEST}",
+                    self.import_batch_size
+                ),
+            );
+        }
+        if self.max_queue_records == 0 {
+            return invalid(
+                "max_queue_records",
+                "0 would drop every record; use at least 1".to_owned(),
+            );
+        }
+        if self.max_queue_bytes < MIN_REQUEST_BYTES {
+            return invalid(
+                "max_queue_bytes",
+                format!(
+                    "{} is below the minimum of {MIN_REQUEST_BYTES} bytes",
+                    self.max_queue_bytes
+                ),
+            );
+        }
+        if !(MIN_REQUEST_BYTES..=MAX_EVENT_BYTES * 10).contains(&self.max_request_bytes) {
+            return invalid(
+                "max_request_bytes",
+                format!(
+                    "{} is outside {MIN_REQUEST_BYTES}..={} bytes",
+                    self.max_request_bytes,
+                    MAX_EVENT_BYTES * 10
+                ),
+            );
+        }
+        if !(MIN_REQUEST_BYTES..=MAX_IMPORT_REQUEST_BYTES).contains(&self.max_import_request_bytes)
+        {
+            return invalid(
+                "max_import_request_bytes",
+                format!(
+                    "{} is outside {MIN_REQUEST_BYTES}..={MAX_IMPORT_REQUEST_BYTES} bytes, the /import limit",
+                    self.max_import_request_bytes
+                ),
+            );
+        }
+        if self.request_timeout.is_zero() {
+            return invalid(
+                "request_timeout",
+                "0 s would fail every request; use a few seconds".to_owned(),
+            );
+        }
+        if self.initial_retry_delay > self.max_retry_delay {
+            return invalid(
+                "initial_retry_delay",
+                format!(
+                    "{:?} is above max_retry_delay {:?}; make it smaller or equal",
+                    self.initial_retry_delay, self.max_retry_delay
+                ),
+            );
+        }
+        if self.max_attempts_per_cycle == 0 {
+            return invalid(
+                "max_attempts_per_cycle",
+                "0 would never send; use at least 1".to_owned(),
+            );
+        }
+        if let Some(credentials) = &self.import_credentials {
+            if !credentials.contains(':') {
+                return invalid("import_credentials", "must be \"user:password\" (a service account) or \"secret:\" (a project secret)".to_owned());
+            }
+        }
+        if let Some(project_id) = &self.project_id {
+            if project_id.trim().is_empty() {
+                return invalid(
+                    "project_id",
+                    "must not be empty; pass the numeric project id or None".to_owned(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The smallest request or queue size accepted, in bytes.
+const MIN_REQUEST_BYTES: usize = 1024;
+
+fn validate_api_host(api_host: &str) -> Result<(), Error> {
+    let invalid = |reason: String| {
+        Err(Error::InvalidConfig {
+            field: "api_host",
+            reason,
+        })
+    };
+    let rest = if let Some(rest) = api_host.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = api_host.strip_prefix("http://") {
+        rest
+    } else {
+        return invalid(format!(
+            "{api_host:?} must start with https:// (or http:// for a local server), for example \"https://api.mixpanel.com\""
+        ));
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() {
+        return invalid(format!("{api_host:?} has no host name"));
+    }
+    if authority
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '?' | '#'))
+    {
+        return invalid(format!(
+            "{api_host:?} must be a scheme and host (with an optional port and path prefix), without spaces, query or fragment"
+        ));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Config {

@@ -7,6 +7,37 @@ use serde_json::Value;
 
 use crate::Error;
 
+/// Event property names a group key must not use, because the client or Mixpanel sets them.
+pub const RESERVED_GROUP_KEYS: &[&str] = &["token", "distinct_id", "time", "ip", "event", "bucket"];
+
+/// Checks a group key: non-empty, not reserved, and not starting with `$` or `mp_` (the
+/// prefixes of Mixpanel's own properties).
+///
+/// # Errors
+/// [`Error::InvalidGroupKey`] naming the key.
+pub fn validate_group_key(key: &str) -> Result<(), Error> {
+    let reject = |reason| Error::InvalidGroupKey {
+        key: key.to_owned(),
+        reason,
+    };
+    if key.trim().is_empty() {
+        return Err(reject(
+            "a group key must not be empty; use the property name configured in the project, such as \"company_id\"",
+        ));
+    }
+    if key.starts_with('$') || key.starts_with("mp_") {
+        return Err(reject(
+            "names starting with '$' or 'mp_' are reserved for Mixpanel's own properties; choose another group key",
+        ));
+    }
+    if RESERVED_GROUP_KEYS.contains(&key) {
+        return Err(reject(
+            "this event property is set by the client; choose another group key",
+        ));
+    }
+    Ok(())
+}
+
 /// One normalised group id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupId(String);
@@ -26,11 +57,21 @@ impl GroupId {
             Value::String(s) if s.is_empty() => Err(reject("a group id must not be empty")),
             Value::String(s) => Ok(GroupId(s.clone())),
             Value::Number(n) if n.is_i64() || n.is_u64() => Ok(GroupId(n.to_string())),
-            Value::Number(_) => Err(reject("a group id must be a string or an integer, not a float")),
-            Value::Null => Err(reject("a group id must be a string or an integer, not null")),
-            Value::Bool(_) => Err(reject("a group id must be a string or an integer, not a boolean")),
-            Value::Array(_) => Err(reject("a group id must be a single string or integer, not a list")),
-            Value::Object(_) => Err(reject("a group id must be a string or an integer, not an object")),
+            Value::Number(_) => Err(reject(
+                "a group id must be a string or an integer, not a float",
+            )),
+            Value::Null => Err(reject(
+                "a group id must be a string or an integer, not null",
+            )),
+            Value::Bool(_) => Err(reject(
+                "a group id must be a string or an integer, not a boolean",
+            )),
+            Value::Array(_) => Err(reject(
+                "a group id must be a single string or integer, not a list",
+            )),
+            Value::Object(_) => Err(reject(
+                "a group id must be a string or an integer, not an object",
+            )),
         }
     }
 
@@ -100,7 +141,9 @@ macro_rules! integer_group_ids {
         }
     )*};
 }
-integer_group_ids!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+integer_group_ids!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize
+);
 
 /// The ids of one group key, without duplicates, in the order they were first added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -167,6 +210,11 @@ impl GroupIds {
 
     /// Returns the ids as a JSON list of strings, the form events carry.
     pub fn to_json(&self) -> Value {
-        Value::Array(self.0.iter().map(|id| Value::String(id.0.clone())).collect())
+        Value::Array(
+            self.0
+                .iter()
+                .map(|id| Value::String(id.0.clone()))
+                .collect(),
+        )
     }
 }

@@ -23,12 +23,20 @@
 
 #![deny(missing_docs)]
 
+pub mod batch;
 mod client;
+mod completion;
 mod config;
 mod error;
+mod event;
 pub mod groups;
 pub mod protocol;
+mod queue;
+mod retry;
 mod stats;
+mod storage;
+mod transport;
+mod worker;
 
 pub use client::{Client, GroupHandle, TrackOptions};
 pub use config::{Config, Region};

@@ -19,7 +19,12 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// All endpoints, in the order the worker delivers them.
-    pub const ALL: [Endpoint; 4] = [Endpoint::Track, Endpoint::Engage, Endpoint::Groups, Endpoint::Import];
+    pub const ALL: [Endpoint; 4] = [
+        Endpoint::Track,
+        Endpoint::Engage,
+        Endpoint::Groups,
+        Endpoint::Import,
+    ];
 
     /// Returns the path without a trailing slash, for example `/track`.
     pub fn path(self) -> &'static str {
@@ -97,7 +102,14 @@ pub const FORBIDDEN_DISTINCT_IDS: &[&str] = &[
 ];
 
 /// The group-profile operations `/groups` accepts.
-pub const GROUP_OPERATIONS: &[&str] = &["$set", "$set_once", "$unset", "$union", "$remove", "$delete"];
+pub const GROUP_OPERATIONS: &[&str] = &[
+    "$set",
+    "$set_once",
+    "$unset",
+    "$union",
+    "$remove",
+    "$delete",
+];
 
 /// Returns whether `id` is a valid `$insert_id`: 1 to 36 characters of `[A-Za-z0-9-]`.
 pub fn is_valid_insert_id(id: &str) -> bool {
@@ -127,7 +139,11 @@ pub fn normalize_time_ms(time: f64) -> Option<i64> {
     if !time.is_finite() || time < 0.0 {
         return None;
     }
-    let ms = if time < SECONDS_THRESHOLD { time * 1000.0 } else { time };
+    let ms = if time < SECONDS_THRESHOLD {
+        time * 1000.0
+    } else {
+        time
+    };
     Some(ms.round() as i64)
 }
 
@@ -165,7 +181,10 @@ mod tests {
     #[test]
     fn time_below_threshold_is_seconds() {
         assert_eq!(normalize_time_ms(1_700_000_000.5), Some(1_700_000_000_500));
-        assert_eq!(normalize_time_ms(1_700_000_000_123.0), Some(1_700_000_000_123));
+        assert_eq!(
+            normalize_time_ms(1_700_000_000_123.0),
+            Some(1_700_000_000_123)
+        );
         assert_eq!(normalize_time_ms(f64::NAN), None);
         assert_eq!(normalize_time_ms(-1.0), None);
     }

@@ -1,5 +1,7 @@
 //! Delivery accounting: counters, drop reasons and the drop callback.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// Why records left the queue without being delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -79,6 +81,9 @@ pub struct Stats {
     /// Records dropped because the server refused the credentials.
     pub dropped_unauthorized: u64,
     /// Records lost when a corrupt store was replaced.
+    ///
+    /// NOTE: the records of an unreadable file cannot be counted, so a reset adds 0 here;
+    /// `store_resets` counts the resets themselves.
     pub dropped_store_reset: u64,
     /// Records cleared by `opt_out`.
     pub dropped_opted_out: u64,
@@ -88,4 +93,81 @@ pub struct Stats {
     pub store_resets: u64,
     /// Non-finite floats replaced by `null` in properties.
     pub non_finite_replaced: u64,
+}
+
+/// The live counters behind [`Stats`], shared by the client and the worker.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub enqueued: AtomicU64,
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    /// Records sent to the worker and not yet received by it.
+    pub in_channel: AtomicU64,
+    /// Records in the worker: stored, buffered, or received and not yet stored.
+    pub in_worker: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub dropped_too_large: AtomicU64,
+    pub dropped_rejected: AtomicU64,
+    pub dropped_unauthorized: AtomicU64,
+    pub dropped_store_reset: AtomicU64,
+    pub dropped_opted_out: AtomicU64,
+    pub dropped_storage_unavailable: AtomicU64,
+    pub store_resets: AtomicU64,
+    pub non_finite_replaced: AtomicU64,
+}
+
+impl Counters {
+    /// Adds `count` to the drop counter of `reason`.
+    pub(crate) fn count_drop(&self, reason: &DropReason, count: u64) {
+        let counter = match reason {
+            DropReason::QueueFull => &self.dropped_queue_full,
+            DropReason::TooLarge => &self.dropped_too_large,
+            DropReason::Rejected { .. } => &self.dropped_rejected,
+            DropReason::Unauthorized { .. } => &self.dropped_unauthorized,
+            DropReason::StoreReset => &self.dropped_store_reset,
+            DropReason::OptedOut => &self.dropped_opted_out,
+            DropReason::StorageUnavailable => &self.dropped_storage_unavailable,
+        };
+        counter.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Returns a snapshot.
+    pub(crate) fn snapshot(&self) -> Stats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            enqueued: load(&self.enqueued),
+            delivered: load(&self.delivered),
+            retried: load(&self.retried),
+            queued: load(&self.in_channel) + load(&self.in_worker),
+            dropped_queue_full: load(&self.dropped_queue_full),
+            dropped_too_large: load(&self.dropped_too_large),
+            dropped_rejected: load(&self.dropped_rejected),
+            dropped_unauthorized: load(&self.dropped_unauthorized),
+            dropped_store_reset: load(&self.dropped_store_reset),
+            dropped_opted_out: load(&self.dropped_opted_out),
+            dropped_storage_unavailable: load(&self.dropped_storage_unavailable),
+            store_resets: load(&self.store_resets),
+            non_finite_replaced: load(&self.non_finite_replaced),
+        }
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DropReason::QueueFull => f.write_str("the queue was over its caps"),
+            DropReason::TooLarge => f.write_str("a record is larger than the endpoint accepts"),
+            DropReason::Rejected { status, message } => {
+                write!(f, "the server rejected them with HTTP {status}: {message}")
+            }
+            DropReason::Unauthorized { status } => {
+                write!(f, "the server refused the credentials with HTTP {status}")
+            }
+            DropReason::StoreReset => f.write_str("the store was corrupt and was replaced"),
+            DropReason::OptedOut => f.write_str("the user opted out"),
+            DropReason::StorageUnavailable => {
+                f.write_str("the store could not be written and the memory buffer was full")
+            }
+        }
+    }
 }

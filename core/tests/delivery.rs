@@ -1,0 +1,515 @@
+//! Batching, retries, drops and shutdown, checked against a scripted loopback server.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use groupscope::{Client, DropReason, TrackOptions};
+use serde_json::{Value, json};
+use support::{Drops, FLUSH, Reply, Server, config};
+
+fn insert_ids(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|record| {
+            record["properties"]["$insert_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn failed_batch_is_resent_with_same_insert_ids() {
+    let server = Server::start();
+    server.script([
+        Reply::ok(),
+        Reply::status(500, ""),
+        Reply::ok(),
+        Reply::ok(),
+    ]);
+    let mut config = config(&server, None);
+    config.batch_size = 2;
+    config.flush_interval = Duration::from_secs(60);
+    let client = Client::new(config).unwrap();
+
+    let tracked: Vec<String> = (0..4)
+        .map(|i| {
+            client
+                .track("e", json!({"i": i}), TrackOptions::default())
+                .unwrap()
+        })
+        .collect();
+    assert!(client.flush(FLUSH));
+
+    let requests = server.received();
+    assert_eq!(requests.len(), 3, "two batches and one retry");
+    assert_eq!(insert_ids(&requests[0].records), tracked[0..2]);
+    assert_eq!(insert_ids(&requests[1].records), tracked[2..4]);
+    assert_eq!(
+        insert_ids(&requests[2].records),
+        tracked[2..4],
+        "the retry carries the same $insert_ids"
+    );
+
+    let mut acknowledged: HashMap<String, usize> = HashMap::new();
+    for id in insert_ids(&server.accepted("/track")) {
+        *acknowledged.entry(id).or_default() += 1;
+    }
+    for id in &tracked {
+        assert_eq!(
+            acknowledged.get(id),
+            Some(&1),
+            "{id} must be acknowledged exactly once"
+        );
+    }
+    let stats = client.stats();
+    assert_eq!(stats.delivered, 4);
+    assert_eq!(stats.retried, 1);
+    assert_eq!(stats.queued, 0);
+}
+
+#[test]
+fn large_events_stay_under_byte_limit() {
+    let server = Server::start();
+    server.reject_above(1_000_000);
+    let mut config = config(&server, None);
+    config.max_request_bytes = 1_000_000;
+    let client = Client::new(config).unwrap();
+
+    let emoji: String = "😀".repeat(3_000);
+    let mut properties = serde_json::Map::new();
+    for i in 0..10 {
+        properties.insert(format!("text_{i}"), Value::String(emoji.clone()));
+    }
+    for _ in 0..200 {
+        client
+            .track(
+                "big",
+                Value::Object(properties.clone()),
+                TrackOptions::default(),
+            )
+            .unwrap();
+    }
+    assert!(client.flush(FLUSH));
+
+    let requests = server.received();
+    for request in &requests {
+        assert!(
+            request.body_len <= 1_000_000,
+            "a {} byte request was sent",
+            request.body_len
+        );
+        assert_eq!(request.status, 200);
+        assert!(request.gzip, "a repetitive body is smaller compressed");
+    }
+    assert_eq!(server.events().len(), 200);
+    assert_eq!(server.events()[0]["text_0"].as_str().unwrap(), emoji);
+}
+
+#[test]
+fn status_413_splits_batches() {
+    let server = Server::start();
+    server.reject_above(300_000);
+    let mut config = config(&server, None);
+    config.max_request_bytes = 2_000_000;
+    config.flush_interval = Duration::from_secs(60);
+    let client = Client::new(config).unwrap();
+
+    let text = "x".repeat(50_000);
+    for _ in 0..20 {
+        client
+            .track("big", json!({ "text": text }), TrackOptions::default())
+            .unwrap();
+    }
+    assert!(client.flush(FLUSH));
+
+    let requests = server.received();
+    assert_eq!(requests[0].status, 413);
+    assert_eq!(requests[0].records.len(), 20);
+    assert_eq!(server.events().len(), 20);
+    assert_eq!(client.stats().dropped_too_large, 0);
+}
+
+#[test]
+fn oversized_record_is_dropped_and_reported() {
+    let server = Server::start();
+    server.reject_above(2_000);
+    let drops = Drops::default();
+    let mut config = config(&server, None);
+    config.on_drop = Some(drops.callback());
+    let client = Client::new(config).unwrap();
+
+    let small = client
+        .track("small", Value::Null, TrackOptions::default())
+        .unwrap();
+    let big = client
+        .track(
+            "big",
+            json!({"text": "y".repeat(5_000)}),
+            TrackOptions::default(),
+        )
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    assert_eq!(insert_ids(&server.accepted("/track")), vec![small]);
+    let reports = drops.reports();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].reason, DropReason::TooLarge);
+    assert_eq!(reports[0].insert_ids, vec![big]);
+    assert_eq!(client.stats().dropped_too_large, 1);
+}
+
+#[test]
+fn record_over_request_limit_is_never_sent() {
+    let server = Server::start();
+    let drops = Drops::default();
+    let mut config = config(&server, None);
+    config.max_request_bytes = 4_096;
+    config.on_drop = Some(drops.callback());
+    let client = Client::new(config).unwrap();
+
+    let big = client
+        .track(
+            "big",
+            json!({"text": "z".repeat(10_000)}),
+            TrackOptions::default(),
+        )
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    assert!(server.received().is_empty());
+    assert_eq!(drops.reports()[0].insert_ids, vec![big]);
+}
+
+#[test]
+fn slow_server_delivers_before_shutdown_returns() {
+    let server = Server::start();
+    server.default_reply(Reply::ok().delayed(Duration::from_millis(500)));
+    let mut config = config(&server, None);
+    config.batch_size = 1;
+    config.flush_interval = Duration::ZERO;
+    let client = Client::new(config).unwrap();
+
+    for i in 0..3 {
+        client
+            .track("slow", json!({ "i": i }), TrackOptions::default())
+            .unwrap();
+    }
+    assert!(client.shutdown(Duration::from_secs(5)));
+    assert_eq!(server.events().len(), 3);
+}
+
+#[test]
+fn unavailable_server_gets_bounded_attempts_with_growing_gaps() {
+    let server = Server::start();
+    server.default_reply(Reply::status(503, ""));
+    let mut config = config(&server, None);
+    config.initial_retry_delay = Duration::from_millis(100);
+    config.max_retry_delay = Duration::from_secs(2);
+    config.max_attempts_per_cycle = 4;
+    config.flush_interval = Duration::from_secs(60);
+    let client = Client::new(config).unwrap();
+
+    client
+        .track("e", Value::Null, TrackOptions::default())
+        .unwrap();
+    assert!(
+        !client.flush(FLUSH),
+        "flush reports that the record is still queued"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    let requests = server.received();
+    assert_eq!(
+        requests.len(),
+        4,
+        "one cycle makes max_attempts_per_cycle attempts"
+    );
+    let gaps: Vec<Duration> = requests
+        .windows(2)
+        .map(|pair| pair[1].at - pair[0].at)
+        .collect();
+    assert!(
+        gaps[0] >= Duration::from_millis(75),
+        "first gap {:?}",
+        gaps[0]
+    );
+    for pair in gaps.windows(2) {
+        assert!(pair[1] > pair[0], "gaps must grow: {gaps:?}");
+    }
+    let stats = client.stats();
+    assert_eq!(stats.queued, 1);
+    assert_eq!(stats.delivered, 0);
+    assert_eq!(stats.retried, 4);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let server = Server::start();
+    server.script([Reply::status(429, "").retry_after("1")]);
+    let client = Client::new(config(&server, None)).unwrap();
+
+    client
+        .track("e", Value::Null, TrackOptions::default())
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    let requests = server.received();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[1].at - requests[0].at >= Duration::from_secs(1));
+    assert_eq!(server.events().len(), 1);
+}
+
+#[test]
+fn import_failed_records_drop_only_named_records() {
+    let server = Server::start();
+    let ids = ["import-0", "import-1", "import-2"];
+    let body = format!(
+        r#"{{"code":400,"error":"some data points in the request failed validation","failed_records":[{{"index":1,"$insert_id":"{}","field":"properties.time","message":"bad"}}],"num_records_imported":2,"status":"Bad Request"}}"#,
+        ids[1]
+    );
+    server.script([Reply::status(400, &body)]);
+    let drops = Drops::default();
+    let mut config = config(&server, None);
+    config.on_drop = Some(drops.callback());
+    config.project_id = Some("123".to_owned());
+    config.flush_interval = Duration::from_secs(60);
+    let client = Client::new(config).unwrap();
+
+    for id in ids {
+        let returned = client
+            .import(
+                "old event",
+                json!({ "$insert_id": id }),
+                TrackOptions::default().time(1_600_000_000.0),
+            )
+            .unwrap();
+        assert_eq!(returned, id, "a valid call-site $insert_id is kept");
+    }
+    assert!(client.flush(FLUSH));
+
+    let requests = server.received();
+    assert_eq!(requests.len(), 1, "a 400 is not retried");
+    assert_eq!(requests[0].url, "/import?strict=1&project_id=123");
+    assert_eq!(
+        requests[0].authorization.as_deref(),
+        Some("Basic dGVzdC10b2tlbi0wMTIzNDU2Nzg5Og==")
+    );
+    assert_eq!(
+        requests[0].records[0]["properties"]["time"],
+        1_600_000_000_000i64
+    );
+
+    let reports = drops.reports();
+    assert_eq!(reports.len(), 1);
+    assert!(matches!(
+        &reports[0].reason,
+        DropReason::Rejected { status: 400, .. }
+    ));
+    assert_eq!(reports[0].insert_ids, vec![ids[1].to_owned()]);
+    let stats = client.stats();
+    assert_eq!(stats.delivered, 2);
+    assert_eq!(stats.dropped_rejected, 1);
+}
+
+#[test]
+fn verbose_status_zero_is_rejected() {
+    let server = Server::start();
+    server.script([Reply::status(200, r#"{"status":0,"error":"bad token"}"#)]);
+    let drops = Drops::default();
+    let mut config = config(&server, None);
+    config.on_drop = Some(drops.callback());
+    let client = Client::new(config).unwrap();
+
+    client
+        .track("e", Value::Null, TrackOptions::default())
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    assert_eq!(
+        drops.reports()[0].reason,
+        DropReason::Rejected {
+            status: 200,
+            message: "bad token".to_owned()
+        }
+    );
+    assert_eq!(client.stats().delivered, 0);
+}
+
+#[test]
+fn unauthorized_batch_is_dropped() {
+    let server = Server::start();
+    server.script([Reply::status(
+        401,
+        r#"{"error":"Invalid credentials","status":"error"}"#,
+    )]);
+    let client = Client::new(config(&server, None)).unwrap();
+
+    client
+        .track("e", Value::Null, TrackOptions::default())
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    assert_eq!(server.received().len(), 1);
+    assert_eq!(client.stats().dropped_unauthorized, 1);
+}
+
+#[test]
+fn panicking_drop_callback_keeps_worker_alive() {
+    let server = Server::start();
+    server.script([Reply::status(400, "bad")]);
+    let mut config = config(&server, None);
+    config.on_drop = Some(Arc::new(|_: &groupscope::DropReport| {
+        panic!("callback failure")
+    }));
+    let client = Client::new(config).unwrap();
+
+    client
+        .track("dropped", Value::Null, TrackOptions::default())
+        .unwrap();
+    assert!(client.flush(FLUSH));
+    client
+        .track("delivered", Value::Null, TrackOptions::default())
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    assert_eq!(server.accepted("/track").len(), 1);
+    assert_eq!(client.stats().dropped_rejected, 1);
+}
+
+#[test]
+fn shutdown_inside_drop_callback_does_not_deadlock() {
+    let server = Server::start();
+    server.script([Reply::status(400, "bad")]);
+    let slot: Arc<OnceLock<Arc<Client>>> = Arc::new(OnceLock::new());
+    let results = Arc::new(Mutex::new(Vec::new()));
+
+    let mut config = config(&server, None);
+    {
+        let slot = slot.clone();
+        let results = results.clone();
+        config.on_drop = Some(Arc::new(move |_: &groupscope::DropReport| {
+            let client = slot.get().expect("the client is set before any drop");
+            let started = Instant::now();
+            let result = client.shutdown(Duration::from_secs(5));
+            results.lock().unwrap().push((result, started.elapsed()));
+        }));
+    }
+    let client = Arc::new(Client::new(config).unwrap());
+    assert!(slot.set(client.clone()).is_ok());
+
+    client
+        .track("e", Value::Null, TrackOptions::default())
+        .unwrap();
+    let started = Instant::now();
+    assert!(client.shutdown(Duration::from_secs(5)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let results = results.lock().unwrap();
+    assert_eq!(results.len(), 1);
+    assert!(
+        results[0].1 < Duration::from_secs(1),
+        "shutdown on the worker thread must not wait"
+    );
+}
+
+#[test]
+fn shutdown_twice_is_harmless() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+    client
+        .track("e", Value::Null, TrackOptions::default())
+        .unwrap();
+
+    assert!(client.shutdown(FLUSH));
+    assert!(client.shutdown(FLUSH));
+    assert!(matches!(
+        client.track("late", Value::Null, TrackOptions::default()),
+        Err(groupscope::Error::ShutDown)
+    ));
+    assert_eq!(server.events().len(), 1);
+}
+
+#[test]
+fn engage_and_groups_go_to_their_endpoints() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+    client.identify("user-1").unwrap();
+    client.add_group("company_id", "A").unwrap();
+    client
+        .group("company_id", "A")
+        .unwrap()
+        .set(json!({"plan": "pro"}))
+        .unwrap();
+    client
+        .track("e", Value::Null, TrackOptions::default())
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    let mut paths: Vec<String> = server.received().iter().map(|r| r.url.clone()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["/engage?verbose=1", "/groups?verbose=1", "/track?verbose=1"]
+    );
+}
+
+#[test]
+fn shutdown_against_failing_server_is_bounded() {
+    let server = Server::start();
+    server.default_reply(Reply::status(503, ""));
+    let mut config = config(&server, None);
+    config.max_attempts_per_cycle = 2;
+    config.flush_interval = Duration::from_secs(60);
+    let client = Client::new(config).unwrap();
+    client
+        .track("e", Value::Null, TrackOptions::default())
+        .unwrap();
+
+    let started = Instant::now();
+    assert!(!client.shutdown(Duration::from_secs(5)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let requests = server.received().len();
+    assert!(
+        (1..=2).contains(&requests),
+        "{requests} requests during shutdown"
+    );
+}
+
+#[test]
+fn flush_inside_drop_callback_returns_at_once() {
+    let server = Server::start();
+    server.script([Reply::status(400, "bad")]);
+    let slot: Arc<OnceLock<Arc<Client>>> = Arc::new(OnceLock::new());
+    let waits = Arc::new(Mutex::new(Vec::new()));
+
+    let mut config = config(&server, None);
+    {
+        let slot = slot.clone();
+        let waits = waits.clone();
+        config.on_drop = Some(Arc::new(move |_: &groupscope::DropReport| {
+            let started = Instant::now();
+            let flushed = slot.get().unwrap().flush(Duration::from_secs(5));
+            waits.lock().unwrap().push((flushed, started.elapsed()));
+        }));
+    }
+    let client = Arc::new(Client::new(config).unwrap());
+    assert!(slot.set(client.clone()).is_ok());
+
+    client
+        .track("e", Value::Null, TrackOptions::default())
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    let waits = waits.lock().unwrap();
+    assert_eq!(waits.len(), 1);
+    assert!(
+        !waits[0].0,
+        "a flush on the worker thread cannot wait for itself"
+    );
+    assert!(waits[0].1 < Duration::from_secs(1));
+}
