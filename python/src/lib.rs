@@ -1,1 +1,54 @@
-//! Python binding (under construction).
+//! `groupscope._native`: the pyo3 binding of the groupscope core.
+//!
+//! The public Python package `groupscope` wraps this module. The binding keeps three rules:
+//!
+//! - Every call that can wait releases the interpreter through [`detach::blocking`].
+//! - No thread of the core ever attaches to Python. Log records ([`logging`]) and drop
+//!   reports ([`drops`]) are queued, and threads that already hold the interpreter forward them.
+//! - The last reference to a core client is dropped with the interpreter released.
+
+mod client;
+mod convert;
+mod detach;
+mod drops;
+mod errors;
+mod logging;
+mod stats;
+
+use pyo3::prelude::*;
+
+/// The Python module `groupscope._native`.
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    logging::install();
+
+    module.add_class::<client::Client>()?;
+    module.add_class::<client::GroupHandle>()?;
+    module.add_class::<client::GroupContext>()?;
+    module.add_class::<drops::DropReport>()?;
+    module.add_class::<stats::Stats>()?;
+    module.add("LIB_VERSION", groupscope::LIB_VERSION)?;
+    module.add_function(wrap_pyfunction!(forward_logs, module)?)?;
+    module.add_function(wrap_pyfunction!(sync_log_level, module)?)?;
+    module.add_function(wrap_pyfunction!(discard_logs, module)?)?;
+    Ok(())
+}
+
+/// Drops the core's queued log records without emitting them; used in a child after `fork()`.
+#[pyfunction]
+fn discard_logs() {
+    logging::discard_pending();
+}
+
+/// Forwards the core's queued log records to the `groupscope` Python logger now.
+#[pyfunction]
+fn forward_logs(py: Python<'_>) {
+    logging::forward_pending(py);
+}
+
+/// Reads the effective level of the `groupscope` Python logger again, so the core formats
+/// only records that Python keeps. Call it after changing that logger's level.
+#[pyfunction]
+fn sync_log_level(py: Python<'_>) -> PyResult<()> {
+    logging::sync_level(py)
+}

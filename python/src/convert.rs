@@ -1,0 +1,417 @@
+//! Python values to JSON, by the one value-mapping rule that every groupscope binding follows.
+//!
+//! | Python value | JSON |
+//! |---|---|
+//! | `None`, `bool`, `str` | `null`, `true`/`false`, string |
+//! | `int` | number, when it fits in `i64` or `u64`; otherwise an error |
+//! | `float` | number; NaN and ±Infinity become `null` and are counted |
+//! | `dict` with `str` keys | object |
+//! | `list`, `tuple`, `set`, `frozenset` | list (a set's order is its iteration order) |
+//! | `datetime.datetime` | string `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC; an aware value is converted to UTC, a naive one is read as UTC; milliseconds are always written and microseconds are truncated |
+//! | `datetime.date` | string `YYYY-MM-DD` |
+//! | `decimal.Decimal` | integer when it is whole and fits in 64 bits; otherwise a number when the shortest `float` form has the same value; otherwise its `str()` form as a string. NaN and Infinity become `null` and are counted |
+//! | `uuid.UUID` | the canonical lowercase hyphenated string |
+//!
+//! A `str` holding a lone surrogate is encoded with U+FFFD in its place, so a request body is
+//! always valid UTF-8. Subclasses map like their base (`bool` is checked before `int`).
+//!
+//! Any other value fails the whole conversion with an error that names the property path:
+//! `bytes`, a `dict` key that is not a `str`, an arbitrary object, or nesting deeper than
+//! [`MAX_DEPTH`]. So a call either enqueues its whole record or nothing.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple, PyType};
+use serde_json::{Map, Number, Value};
+
+use crate::errors::unsupported_value;
+
+/// Maximum nesting of lists and objects inside one property. It also stops a list that
+/// contains itself.
+pub const MAX_DEPTH: usize = 64;
+
+/// The standard-library types that have a mapping, imported once per process.
+struct SpecialTypes {
+    datetime: Py<PyType>,
+    date: Py<PyType>,
+    decimal: Py<PyType>,
+    uuid: Py<PyType>,
+}
+
+static SPECIAL_TYPES: PyOnceLock<SpecialTypes> = PyOnceLock::new();
+
+fn special_types(py: Python<'_>) -> PyResult<&SpecialTypes> {
+    SPECIAL_TYPES.get_or_try_init(py, || {
+        let datetime = py.import("datetime")?;
+        Ok(SpecialTypes {
+            datetime: datetime.getattr("datetime")?.cast_into::<PyType>()?.unbind(),
+            date: datetime.getattr("date")?.cast_into::<PyType>()?.unbind(),
+            decimal: py.import("decimal")?.getattr("Decimal")?.cast_into::<PyType>()?.unbind(),
+            uuid: py.import("uuid")?.getattr("UUID")?.cast_into::<PyType>()?.unbind(),
+        })
+    })
+}
+
+/// One step of the path from a top-level property to the value that failed.
+enum PathSegment {
+    Key(String),
+    Index(usize),
+}
+
+/// A conversion error: the reason and the path of the value that failed.
+struct ConversionFailure {
+    /// Segments from the failing value up to the top level (reversed on output).
+    path: Vec<PathSegment>,
+    reason: String,
+}
+
+impl ConversionFailure {
+    fn new(reason: impl Into<String>) -> Self {
+        ConversionFailure {
+            path: Vec::new(),
+            reason: reason.into(),
+        }
+    }
+
+    fn at(mut self, segment: PathSegment) -> Self {
+        self.path.push(segment);
+        self
+    }
+
+    /// Renders the path as `plan.seats[2]`, starting at `argument` when the failure is in a
+    /// top-level argument that is not itself a property.
+    fn render_path(&self, argument: &str) -> String {
+        let mut rendered = String::new();
+        for segment in self.path.iter().rev() {
+            match segment {
+                PathSegment::Key(key) if rendered.is_empty() => rendered.push_str(key),
+                PathSegment::Key(key) => {
+                    rendered.push('.');
+                    rendered.push_str(key);
+                }
+                PathSegment::Index(index) => rendered.push_str(&format!("[{index}]")),
+            }
+        }
+        if rendered.is_empty() || rendered.starts_with('[') {
+            rendered.insert_str(0, argument);
+        }
+        rendered
+    }
+}
+
+/// Converts Python values to JSON and counts the non-finite floats it replaced by `null`.
+pub struct Converter<'py> {
+    py: Python<'py>,
+    non_finite_replaced: u64,
+}
+
+impl<'py> Converter<'py> {
+    /// Creates a converter with a zero count.
+    pub fn new(py: Python<'py>) -> Self {
+        Converter {
+            py,
+            non_finite_replaced: 0,
+        }
+    }
+
+    /// Returns how many non-finite floats were replaced by `null` so far.
+    pub fn non_finite_replaced(&self) -> u64 {
+        self.non_finite_replaced
+    }
+
+    /// Converts the `properties` argument: `None` becomes `null`, a `dict` becomes an object.
+    ///
+    /// # Errors
+    /// `UnsupportedValueError` (a `TypeError`) naming the property whose value has no mapping,
+    /// or naming `argument` when it is not a `dict`.
+    pub fn properties(&mut self, argument: &str, properties: Option<&Bound<'py, PyAny>>) -> PyResult<Value> {
+        let Some(properties) = properties.filter(|value| !value.is_none()) else {
+            return Ok(Value::Null);
+        };
+        if properties.cast::<PyDict>().is_err() {
+            let type_name = type_name(properties);
+            return Err(unsupported_value(
+                self.py,
+                format!("{argument} must be a dict with str keys, not {type_name}; pass a dict or None"),
+            ));
+        }
+        self.value(argument, properties)
+    }
+
+    /// Converts one value passed as `argument`.
+    ///
+    /// # Errors
+    /// `UnsupportedValueError` naming `argument` and the path inside it.
+    pub fn value(&mut self, argument: &str, value: &Bound<'py, PyAny>) -> PyResult<Value> {
+        self.convert(value, 0).map_err(|failure| {
+            let path = failure.render_path(argument);
+            let reason = failure.reason;
+            unsupported_value(self.py, format!("cannot send property {path:?}: {reason}"))
+        })
+    }
+
+    fn convert(&mut self, value: &Bound<'py, PyAny>, depth: usize) -> Result<Value, ConversionFailure> {
+        if depth > MAX_DEPTH {
+            return Err(ConversionFailure::new(format!(
+                "lists and dicts are nested deeper than {MAX_DEPTH} levels (is a list or dict inside itself?); flatten the value"
+            )));
+        }
+
+        if let Ok(string) = value.cast::<PyString>() {
+            return Ok(Value::String(python_str(string)));
+        }
+        if value.is_none() {
+            return Ok(Value::Null);
+        }
+        if let Ok(boolean) = value.cast::<PyBool>() {
+            return Ok(Value::Bool(boolean.is_true()));
+        }
+        if let Ok(integer) = value.cast::<PyInt>() {
+            return integer_value(integer);
+        }
+        if let Ok(float) = value.cast::<PyFloat>() {
+            return Ok(self.float_value(float.value()));
+        }
+        if let Ok(dict) = value.cast::<PyDict>() {
+            return self.dict_value(dict, depth);
+        }
+        if let Ok(list) = value.cast::<PyList>() {
+            return self.sequence_value(list.iter(), depth);
+        }
+        if let Ok(tuple) = value.cast::<PyTuple>() {
+            return self.sequence_value(tuple.iter(), depth);
+        }
+        if let Ok(set) = value.cast::<PySet>() {
+            return self.sequence_value(set.iter(), depth);
+        }
+        if let Ok(set) = value.cast::<PyFrozenSet>() {
+            return self.sequence_value(set.iter(), depth);
+        }
+        self.standard_library_value(value)
+    }
+
+    fn float_value(&mut self, float: f64) -> Value {
+        match Number::from_f64(float) {
+            Some(number) => Value::Number(number),
+            None => {
+                self.non_finite_replaced += 1;
+                Value::Null
+            }
+        }
+    }
+
+    fn dict_value(&mut self, dict: &Bound<'py, PyDict>, depth: usize) -> Result<Value, ConversionFailure> {
+        let mut object = Map::with_capacity(dict.len());
+        for (key, item) in dict.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                let key_text = repr(&key);
+                let type_name = type_name(&key);
+                return Err(ConversionFailure::new(format!(
+                    "the dict key {key_text} is a {type_name}; JSON object keys must be str"
+                )));
+            };
+            let key = python_str(key);
+            let converted = self
+                .convert(&item, depth + 1)
+                .map_err(|failure| failure.at(PathSegment::Key(key.clone())))?;
+            object.insert(key, converted);
+        }
+        Ok(Value::Object(object))
+    }
+
+    fn sequence_value(
+        &mut self,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+        depth: usize,
+    ) -> Result<Value, ConversionFailure> {
+        let mut list = Vec::new();
+        for (index, item) in items.enumerate() {
+            let converted = self
+                .convert(&item, depth + 1)
+                .map_err(|failure| failure.at(PathSegment::Index(index)))?;
+            list.push(converted);
+        }
+        Ok(Value::Array(list))
+    }
+
+    /// Maps `datetime`, `date`, `Decimal` and `UUID`; rejects everything else.
+    fn standard_library_value(&mut self, value: &Bound<'py, PyAny>) -> Result<Value, ConversionFailure> {
+        let failed = |error: PyErr| ConversionFailure::new(error.to_string());
+        let types = special_types(self.py).map_err(failed)?;
+
+        if value.is_instance(types.datetime.bind(self.py)).map_err(failed)? {
+            return datetime_string(value).map(Value::String).map_err(failed);
+        }
+        if value.is_instance(types.date.bind(self.py)).map_err(failed)? {
+            return date_string(value).map(Value::String).map_err(failed);
+        }
+        if value.is_instance(types.decimal.bind(self.py)).map_err(failed)? {
+            return self.decimal_value(value).map_err(failed);
+        }
+        if value.is_instance(types.uuid.bind(self.py)).map_err(failed)? {
+            let text = value.str().map_err(failed)?;
+            return Ok(Value::String(python_str(&text)));
+        }
+
+        let type_name = type_name(value);
+        Err(ConversionFailure::new(format!(
+            "a {type_name} has no JSON form; convert it to str, int, float, bool, None, list, dict, datetime, date, Decimal or UUID"
+        )))
+    }
+
+    fn decimal_value(&mut self, decimal: &Bound<'py, PyAny>) -> PyResult<Value> {
+        if !decimal.call_method0("is_finite")?.is_truthy()? {
+            self.non_finite_replaced += 1;
+            return Ok(Value::Null);
+        }
+
+        let integral = decimal.call_method0("to_integral_value")?;
+        if integral.eq(decimal)? {
+            let integer = integral.call_method0("__int__")?;
+            if let Ok(value) = integer.extract::<i64>() {
+                return Ok(Value::from(value));
+            }
+            if let Ok(value) = integer.extract::<u64>() {
+                return Ok(Value::from(value));
+            }
+        }
+
+        let float: f64 = decimal.call_method0("__float__")?.extract()?;
+        if let Some(number) = Number::from_f64(float) {
+            let shortest = decimal.get_type().call1((float.to_string(),))?;
+            if shortest.eq(decimal)? {
+                return Ok(Value::Number(number));
+            }
+        }
+        let text = decimal.str()?;
+        Ok(Value::String(python_str(&text)))
+    }
+}
+
+/// Reads a `str`, replacing each lone surrogate with one U+FFFD.
+pub fn python_str(string: &Bound<'_, PyString>) -> String {
+    match string.to_cow() {
+        Ok(text) => text.into_owned(),
+        Err(_) => replace_lone_surrogates(string),
+    }
+}
+
+/// Decodes a `str` that contains lone surrogates through UTF-16, so each lone surrogate
+/// becomes exactly one U+FFFD. Decoding its UTF-8 form would give three per surrogate.
+fn replace_lone_surrogates(string: &Bound<'_, PyString>) -> String {
+    let encoded = string
+        .call_method1("encode", ("utf-16-le", "surrogatepass"))
+        .and_then(|bytes| bytes.extract::<Vec<u8>>());
+    let Ok(bytes) = encoded else {
+        return string.to_string_lossy().into_owned();
+    };
+    let units = bytes.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]]));
+    char::decode_utf16(units)
+        .map(|unit| unit.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
+}
+
+fn integer_value(integer: &Bound<'_, PyInt>) -> Result<Value, ConversionFailure> {
+    if let Ok(value) = integer.extract::<i64>() {
+        return Ok(Value::from(value));
+    }
+    if let Ok(value) = integer.extract::<u64>() {
+        return Ok(Value::from(value));
+    }
+    let text = repr(integer.as_any());
+    Err(ConversionFailure::new(format!(
+        "the integer {text} does not fit in 64 bits; send it as a str or a Decimal"
+    )))
+}
+
+/// Formats a `datetime` as `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC; a naive value is read as UTC.
+pub fn datetime_string(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    let offset = value.call_method0("utcoffset")?;
+    let utc = if offset.is_none() { value.clone() } else { value.call_method1("__sub__", (offset,))? };
+
+    let field = |name: &str| -> PyResult<u32> { utc.getattr(name)?.extract() };
+    Ok(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        field("year")?,
+        field("month")?,
+        field("day")?,
+        field("hour")?,
+        field("minute")?,
+        field("second")?,
+        field("microsecond")? / 1000,
+    ))
+}
+
+/// Converts a `datetime` to seconds since the epoch; a naive value is read as UTC.
+pub fn datetime_seconds(value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let py = value.py();
+    let offset = value.call_method0("utcoffset")?;
+    let aware = if offset.is_none() {
+        let utc = py.import("datetime")?.getattr("timezone")?.getattr("utc")?;
+        let keywords = pyo3::types::PyDict::new(py);
+        keywords.set_item("tzinfo", utc)?;
+        value.call_method("replace", (), Some(&keywords))?
+    } else {
+        value.clone()
+    };
+    aware.call_method0("timestamp")?.extract()
+}
+
+/// Returns whether `value` is a `datetime.datetime`.
+pub fn is_datetime(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let types = special_types(value.py())?;
+    value.is_instance(types.datetime.bind(value.py()))
+}
+
+fn date_string(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    let field = |name: &str| -> PyResult<u32> { value.getattr(name)?.extract() };
+    Ok(format!("{:04}-{:02}-{:02}", field("year")?, field("month")?, field("day")?))
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|name| name.to_string())
+        .unwrap_or_else(|_| "object".to_owned())
+}
+
+/// `repr(value)`, shortened to 80 characters so an error message stays readable.
+fn repr(value: &Bound<'_, PyAny>) -> String {
+    let text = value.repr().map(|text| python_str(&text)).unwrap_or_else(|_| "<unprintable>".to_owned());
+    if text.chars().count() <= 80 {
+        return text;
+    }
+    let mut shortened: String = text.chars().take(77).collect();
+    shortened.push_str("...");
+    shortened
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConversionFailure, PathSegment};
+
+    fn failure_at(segments: Vec<PathSegment>) -> ConversionFailure {
+        segments
+            .into_iter()
+            .fold(ConversionFailure::new("reason"), |failure, segment| failure.at(segment))
+    }
+
+    #[test]
+    fn path_of_nested_value() {
+        let failure = failure_at(vec![
+            PathSegment::Key("name".to_owned()),
+            PathSegment::Index(2),
+            PathSegment::Key("seats".to_owned()),
+            PathSegment::Key("plan".to_owned()),
+        ]);
+
+        assert_eq!(failure.render_path("properties"), "plan.seats[2].name");
+    }
+
+    #[test]
+    fn path_of_top_level_argument() {
+        assert_eq!(failure_at(vec![]).render_path("company_id"), "company_id");
+        assert_eq!(failure_at(vec![PathSegment::Index(1)]).render_path("company_id"), "company_id[1]");
+    }
+}

@@ -1,0 +1,350 @@
+"""The Client API against a loopback sink: delivery, groups, flush, shutdown, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+import pytest
+
+import groupscope
+from conftest import Sink, sink_response
+
+MakeClient = Callable[..., groupscope.Client]
+
+
+def test_track_delivers_event(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+
+    insert_id = client.track("Signed Up", {"plan": "pro"}, distinct_id="user-1")
+    assert client.flush(timeout=10.0)
+
+    event = sink.wait_for(1)[0]
+    assert event["event"] == "Signed Up"
+    assert event["properties"]["plan"] == "pro"
+    assert event["properties"]["distinct_id"] == "user-1"
+    assert event["properties"]["$insert_id"] == insert_id
+    assert event["properties"]["token"] == "test-token"
+
+
+def test_stats_count_delivery(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+    for index in range(120):
+        client.track("Counted", {"index": index}, distinct_id="user-1")
+
+    assert client.flush(timeout=10.0)
+
+    stats = client.stats()
+    assert stats.enqueued == 120
+    assert stats.delivered == 120
+    assert stats.queued == 0
+    assert stats.dropped == 0
+    assert len(sink.events()) == 120
+    assert max(len(request.records) for request in sink.requests) <= 50
+
+
+def test_per_event_groups(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+    client.set_group("company_id", "acme")
+
+    client.track("Default", distinct_id="user-1")
+    client.track("Override", distinct_id="user-1", groups={"company_id": ["beta", 7]})
+    client.track("Removed", distinct_id="user-1", groups={"company_id": None})
+    assert client.flush(timeout=10.0)
+
+    events = {event["event"]: event["properties"] for event in sink.wait_for(3)}
+    assert events["Default"]["company_id"] == ["acme"]
+    assert events["Override"]["company_id"] == ["beta", "7"]
+    assert "company_id" not in events["Removed"]
+
+
+def test_group_super_properties(make_client: MakeClient) -> None:
+    client = make_client()
+
+    client.set_group("company_id", ["acme", 5])
+    client.add_group("company_id", "5")
+    client.add_group("company_id", "beta")
+    client.remove_group("company_id", "acme")
+
+    assert client.current_groups() == {"company_id": ["5", "beta"]}
+
+
+def test_groups_context_adds_groups(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+
+    with client.groups(company_id="acme"):
+        client.track("Inside", distinct_id="user-1")
+        with client.groups(team_id="red", company_id="beta"):
+            client.track("Nested", distinct_id="user-1")
+        client.track("Explicit", distinct_id="user-1", groups={"company_id": "gamma"})
+    client.track("Outside", distinct_id="user-1")
+    assert client.flush(timeout=10.0)
+
+    events = {event["event"]: event["properties"] for event in sink.wait_for(4)}
+    assert events["Inside"]["company_id"] == ["acme"]
+    assert events["Nested"]["company_id"] == ["beta"]
+    assert events["Nested"]["team_id"] == ["red"]
+    assert events["Explicit"]["company_id"] == ["gamma"]
+    assert "company_id" not in events["Outside"]
+
+
+def test_groups_context_per_thread(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+    barrier = threading.Barrier(4)
+
+    def request(company: str) -> None:
+        with client.groups(company_id=company):
+            barrier.wait()
+            for _ in range(25):
+                client.track("Request", {"company": company}, distinct_id=f"user-{company}")
+
+    threads = [threading.Thread(target=request, args=(f"c{index}",)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert client.flush(timeout=10.0)
+
+    events = sink.wait_for(100)
+    assert all(event["properties"]["company_id"] == [event["properties"]["company"]] for event in events)
+
+
+def test_groups_context_per_asyncio_task(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+
+    async def handler(company: str) -> None:
+        with client.groups(company_id=company):
+            await asyncio.sleep(0.01)
+            client.track("Async Request", {"company": company}, distinct_id="user-1")
+
+    async def main() -> None:
+        await asyncio.gather(*(handler(f"c{index}") for index in range(10)))
+
+    asyncio.run(main())
+    assert client.flush(timeout=10.0)
+
+    events = sink.wait_for(10)
+    assert all(event["properties"]["company_id"] == [event["properties"]["company"]] for event in events)
+
+
+def test_groups_context_rejects_bad_id(make_client: MakeClient) -> None:
+    client = make_client()
+
+    with pytest.raises(groupscope.InvalidGroupIdError, match="company_id"):
+        client.groups(company_id=1.5)
+
+
+def test_group_handle_operations(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+    group = client.group("company_id", "acme")
+
+    group.set({"plan": "enterprise"})
+    group.set_once({"created": "2026-01-01"})
+    group.unset(["legacy"])
+    group.union({"regions": ["eu", "us"]})
+    group.remove({"regions": "us"})
+    group.delete()
+    assert client.flush(timeout=10.0)
+
+    records = sink.wait_for(6, "/groups")
+    assert [record["$group_key"] for record in records] == ["company_id"] * 6
+    assert [record["$group_id"] for record in records] == ["acme"] * 6
+    operations = [next(key for key in record if key in {"$set", "$set_once", "$unset", "$union", "$remove", "$delete"}) for record in records]
+    assert operations == ["$set", "$set_once", "$unset", "$union", "$remove", "$delete"]
+    assert records[0]["$set"] == {"plan": "enterprise"}
+    assert (group.key, group.id) == ("company_id", "acme")
+
+
+def test_group_id_int_normalised(make_client: MakeClient) -> None:
+    client = make_client()
+
+    assert client.group("company_id", 5).id == "5"
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda client: client.track(""), groupscope.InvalidEventNameError),
+        (lambda client: client.set_group("", "acme"), groupscope.InvalidGroupKeyError),
+        (lambda client: client.set_group("company_id", ""), groupscope.InvalidGroupIdError),
+        (lambda client: client.group("company_id", True), groupscope.InvalidGroupIdError),
+        (lambda client: client.identify(""), groupscope.InvalidDistinctIdError),
+        (lambda client: client.track("Event", time=float("nan")), groupscope.InvalidTimeError),
+    ],
+)
+def test_core_errors_mapped(make_client: MakeClient, call: Callable[[groupscope.Client], Any], error: type) -> None:
+    client = make_client()
+
+    with pytest.raises(error) as raised:
+        call(client)
+
+    assert isinstance(raised.value, groupscope.GroupscopeError)
+    assert isinstance(raised.value, ValueError)
+    assert client.stats().enqueued == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"flush_interval": -1.0}, "flush_interval"),
+        ({"request_timeout": float("inf")}, "request_timeout"),
+        ({"on_drop": "not callable"}, "on_drop"),
+        ({"exit_timeout": -1.0}, "exit_timeout"),
+    ],
+)
+def test_invalid_config_named(make_client: MakeClient, options: Dict[str, Any], named: str) -> None:
+    with pytest.raises(groupscope.InvalidConfigError, match=named):
+        make_client(**options)
+
+
+def test_shutdown_idempotent_then_rejects(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+    client.track("Last", distinct_id="user-1")
+
+    assert client.shutdown(timeout=10.0)
+    assert client.shutdown(timeout=10.0)
+
+    assert len(sink.events()) == 1
+    with pytest.raises(groupscope.ShutDownError):
+        client.track("Too Late", distinct_id="user-1")
+
+
+def test_context_manager_shuts_down(sink: Sink, make_client: MakeClient) -> None:
+    with make_client() as client:
+        client.track("Scoped", distinct_id="user-1")
+
+    assert len(sink.events()) == 1
+    with pytest.raises(groupscope.ShutDownError):
+        client.track("After", distinct_id="user-1")
+
+
+def test_flush_times_out_on_stalled_server(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client(request_timeout=5.0)
+    sink.stalled.set()
+    client.track("Stalled", distinct_id="user-1")
+
+    assert client.flush(timeout=0.3) is False
+    sink.released.set()
+
+
+def test_retry_after_server_error(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+    sink.responses.extend([sink_response(503), sink_response(500)])
+
+    client.track("Retried", distinct_id="user-1")
+    assert client.flush(timeout=10.0)
+
+    assert [event["event"] for event in sink.events()] == ["Retried"]
+    assert client.stats().retried >= 2
+
+
+def test_on_drop_reports_rejected(sink: Sink, make_client: MakeClient) -> None:
+    reports: List[groupscope.DropReport] = []
+    client = make_client(on_drop=reports.append)
+    sink.responses.append(sink_response(400, b'{"status":0,"error":"bad"}'))
+
+    insert_id = client.track("Rejected", distinct_id="user-1")
+    client.flush(timeout=10.0)
+
+    assert [report.reason for report in reports] == ["rejected"]
+    assert reports[0].count == 1
+    assert reports[0].insert_ids == [insert_id]
+    assert reports[0].status == 400
+    assert client.stats().dropped_rejected == 1
+
+
+def test_on_drop_exception_logged(sink: Sink, make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
+    def failing(report: groupscope.DropReport) -> None:
+        raise RuntimeError("callback failed")
+
+    client = make_client(on_drop=failing)
+    sink.responses.append(sink_response(400, b'{"status":0,"error":"bad"}'))
+
+    with caplog.at_level(logging.ERROR, logger="groupscope"):
+        client.track("Rejected", distinct_id="user-1")
+        client.flush(timeout=10.0)
+
+    assert any("on_drop callback raised" in record.getMessage() for record in caplog.records)
+
+
+def test_opt_out_stops_sending(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+
+    client.opt_out()
+    client.track("Hidden", distinct_id="user-1")
+    client.flush(timeout=1.0)
+
+    assert client.is_opted_out
+    assert sink.events() == []
+    client.opt_in()
+    client.track("Visible", distinct_id="user-1")
+    assert client.flush(timeout=10.0)
+    assert [event["event"] for event in sink.events()] == ["Visible"]
+
+
+def test_identify_persists_in_data_dir(sink: Sink, make_client: MakeClient, tmp_path: Path) -> None:
+    first = make_client(data_dir=tmp_path)
+    first.identify("user-42")
+    first.set_group("company_id", "acme")
+    first.shutdown(timeout=10.0)
+
+    second = make_client(data_dir=str(tmp_path))
+
+    assert second.distinct_id == "user-42"
+    assert second.current_groups() == {"company_id": ["acme"]}
+
+
+def test_core_logs_reach_python_logger(sink: Sink, make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
+    client = make_client()
+    sink.responses.append(sink_response(400, b'{"status":0,"error":"bad"}'))
+
+    with caplog.at_level(logging.DEBUG, logger="groupscope"):
+        groupscope.sync_log_level()
+        client.track("Rejected", distinct_id="user-1")
+        client.flush(timeout=10.0)
+
+    assert any(record.name.startswith("groupscope") for record in caplog.records)
+    assert all("test-token" not in record.getMessage() for record in caplog.records)
+
+
+def test_flush_releases_gil(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client(request_timeout=5.0)
+    sink.stalled.set()
+    client.track("Stalled", distinct_id="user-1")
+    ticks: List[int] = []
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.is_set():
+            ticks.append(1)
+            done.wait(0.001)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    client.flush(timeout=0.5)
+    done.set()
+    counter.join()
+    sink.released.set()
+
+    assert len(ticks) > 50
+
+
+def test_on_drop_reports_queue_full(sink: Sink, make_client: MakeClient) -> None:
+    reports: List[groupscope.DropReport] = []
+    client = make_client(on_drop=reports.append, max_queue_records=3, flush_interval=30.0)
+
+    insert_ids = [client.track("Burst", {"index": index}, distinct_id="user-1") for index in range(5)]
+    deadline = time.monotonic() + 10
+    while client.stats().dropped_queue_full < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.stats()
+
+    assert [report.reason for report in reports] == ["queue_full"] * len(reports)
+    assert sum(report.count for report in reports) == 2
+    assert [insert_id for report in reports for insert_id in report.insert_ids] == insert_ids[:2]
+    assert client.stats().dropped_queue_full == 2
