@@ -2,8 +2,8 @@
 # Runs every test suite of the project: Rust, Python, Kotlin, Swift and the official Mixpanel
 # SDKs against the reference server. Installs what it needs on a fresh Debian machine.
 #
-# Usage: scripts/test.sh [SUITE ...]    SUITE is rust, python, kotlin, swift or official-sdks;
-#                                       with none, every suite runs.
+# Usage: scripts/test.sh [SUITE ...]    SUITE is rust, python, kotlin, swift, official-sdks,
+#                                       web or reliability; with none, every suite runs.
 # Environment: CARGO_TARGET_DIR (default: target), GROUPSCOPE_CACHE (default:
 # ~/.cache/groupscope) for downloaded toolchains and virtual environments.
 set -uo pipefail
@@ -16,7 +16,7 @@ mkdir -p "$GROUPSCOPE_CACHE"
 
 suites=("$@")
 if [ ${#suites[@]} -eq 0 ]; then
-    suites=(rust python kotlin swift official-sdks)
+    suites=(rust python kotlin swift official-sdks web reliability)
 fi
 
 echo "=== building groupscope-server"
@@ -27,19 +27,28 @@ if ! cargo build -p groupscope-server --bin groupscope-server; then
 fi
 export GROUPSCOPE_SERVER_BIN="$CARGO_TARGET_DIR/debug/groupscope-server"
 
+# The Python suite installs the wheel into this interpreter, and the Kotlin suite's parity
+# test runs the same scenario from it, so the python suite runs before kotlin.
+python_interpreter=$GROUPSCOPE_CACHE/venv-python/bin/python
+
 passed=0
 failed=0
 failed_names=()
 for suite in "${suites[@]}"; do
     case "$suite" in
         official-sdks) script=tests/official-sdks/run.sh ;;
+        web) script=tests/web/run.sh ;;
         *) script=scripts/test-$suite.sh ;;
     esac
     if [ ! -f "$script" ]; then
-        echo "unknown suite '$suite': expected one of rust, python, kotlin, swift, official-sdks" >&2
+        echo "unknown suite '$suite': expected one of rust, python, kotlin, swift, official-sdks, web, reliability" >&2
         failed=$((failed + 1))
         failed_names+=("$suite")
         continue
+    fi
+
+    if [ "$suite" = kotlin ] && [ -z "${GROUPSCOPE_PYTHON:-}" ] && [ -x "$python_interpreter" ]; then
+        export GROUPSCOPE_PYTHON=$python_interpreter
     fi
 
     echo "=== $suite ($script)"
