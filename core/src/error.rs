@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// An error returned by a [`crate::Client`] call.
 ///
-/// Every variant names the value that was rejected and says what to do instead. A call that
+/// Every variant names the rejected value and tells the caller what to do instead. A call that
 /// returns an error has enqueued nothing and changed no stored state.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -14,7 +14,7 @@ pub enum Error {
     InvalidConfig {
         /// The configuration field, for example `api_host`.
         field: &'static str,
-        /// What is wrong with it and what to use instead.
+        /// The problem, and the value to use instead.
         reason: String,
     },
 
@@ -23,7 +23,7 @@ pub enum Error {
     InvalidEventName {
         /// The rejected name.
         name: String,
-        /// What is wrong with it.
+        /// The problem with the value.
         reason: &'static str,
     },
 
@@ -32,7 +32,7 @@ pub enum Error {
     InvalidProperty {
         /// The property name, or `properties` when the whole argument is wrong.
         name: String,
-        /// What is wrong with it and what to send instead.
+        /// The problem, and the value to send instead.
         reason: String,
     },
 
@@ -41,7 +41,7 @@ pub enum Error {
     InvalidGroupKey {
         /// The rejected key.
         key: String,
-        /// What is wrong with it.
+        /// The problem with the value.
         reason: &'static str,
     },
 
@@ -52,7 +52,7 @@ pub enum Error {
         key: String,
         /// The rejected value, rendered as JSON.
         value: String,
-        /// What is wrong with it and what to send instead.
+        /// The problem, and the value to send instead.
         reason: &'static str,
     },
 
@@ -61,7 +61,7 @@ pub enum Error {
     InvalidDistinctId {
         /// The rejected value.
         value: String,
-        /// What is wrong with it.
+        /// The problem with the value.
         reason: &'static str,
     },
 
@@ -70,7 +70,7 @@ pub enum Error {
     InvalidTime {
         /// The rejected value as given.
         value: String,
-        /// What is wrong with it.
+        /// The problem with the value.
         reason: &'static str,
     },
 
