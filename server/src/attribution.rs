@@ -43,6 +43,9 @@ pub enum Reason {
     EmptyValue,
     /// The value is a boolean, a float, an object, or a list without a usable id.
     WrongType,
+    /// The event was received while the key was deleted; adding the key again does not
+    /// backfill it.
+    KeyDeleted,
 }
 
 impl Reason {
@@ -52,12 +55,13 @@ impl Reason {
             Reason::BeforeSetUp => "before_set_up",
             Reason::EmptyValue => "empty_value",
             Reason::WrongType => "wrong_type",
+            Reason::KeyDeleted => "key_deleted",
         }
     }
 
     /// Parses a code returned by [`Reason::code`].
     pub fn from_code(code: &str) -> Option<Reason> {
-        [Reason::BeforeSetUp, Reason::EmptyValue, Reason::WrongType]
+        [Reason::BeforeSetUp, Reason::EmptyValue, Reason::WrongType, Reason::KeyDeleted]
             .into_iter()
             .find(|reason| reason.code() == code)
     }
@@ -158,6 +162,25 @@ pub fn attribute(properties: &Map<String, Value>, keys: &[GroupKey], received_at
     attribution
 }
 
+/// Decides the attribution of `key` for an event received while the key was deleted: no
+/// group, with the reason `key_deleted`, or nothing when the event does not carry the key.
+pub fn while_deleted(key: &str, properties: &Map<String, Value>, received_at_ms: i64, deleted_at_ms: i64) -> Attribution {
+    let mut attribution = Attribution::default();
+    if let Some(value) = properties.get(key) {
+        attribution.not_attributed.push(NotAttributed {
+            key: key.to_owned(),
+            reason: Reason::KeyDeleted,
+            value: value.clone(),
+            message: format!(
+                "received at {} while group key {key:?} was deleted (since {}); events received while a key is deleted are never attributed to it",
+                crate::time::format_rfc3339(received_at_ms),
+                crate::time::format_rfc3339(deleted_at_ms)
+            ),
+        });
+    }
+    attribution
+}
+
 /// The outcome of reading one value as a group id.
 enum IdRead {
     Id(String),
@@ -171,12 +194,19 @@ fn read_id(value: &Value) -> IdRead {
         Value::String(s) if s.is_empty() => IdRead::Empty("an empty string"),
         Value::String(s) => IdRead::Id(s.clone()),
         Value::Number(n) if n.is_i64() || n.is_u64() => IdRead::IntegerId(n.to_string()),
+        Value::Number(n) if is_huge_integer(n) => IdRead::WrongType("an integer too large to be a group id"),
         Value::Number(_) => IdRead::WrongType("a float"),
         Value::Null => IdRead::Empty("null"),
         Value::Bool(_) => IdRead::WrongType("a boolean"),
         Value::Array(_) => IdRead::WrongType("a nested list"),
         Value::Object(_) => IdRead::WrongType("an object"),
     }
+}
+
+/// Returns whether `number` is an integer outside the 64-bit range. serde_json reads such
+/// integers as floats, so a whole float beyond ±2^63 most likely was one.
+pub fn is_huge_integer(number: &serde_json::Number) -> bool {
+    number.as_f64().is_some_and(|float| float.is_finite() && float.fract() == 0.0 && float.abs() >= 9.223_372_036_854_776e18)
 }
 
 fn attribute_key(key: &str, value: &Value, attribution: &mut Attribution) {

@@ -246,27 +246,20 @@ impl ProjectConfig {
     }
 }
 
-/// Checks that a group key names a usable event property.
+/// Checks that a group key names a usable event property, with the rules the client applies
+/// ([`groupscope::groups::validate_group_key`]) and a length limit.
 ///
 /// # Errors
-/// A message naming the property when it is empty, too long, or a reserved event property.
+/// A message naming the property when it is empty, starts with `$` or `mp_`, is a reserved
+/// event property such as `token` or `distinct_id`, or is longer than 255 bytes.
 pub fn validate_group_key_property(property: &str) -> Result<(), String> {
-    const RESERVED: &[&str] = &["token", "distinct_id", "$distinct_id", "time", "$time", "$insert_id", "ip"];
-    if property.trim().is_empty() {
-        return Err("invalid group key \"\": the property name must not be empty".to_owned());
-    }
     if property.len() > 255 {
         return Err(format!(
             "invalid group key {:?}…: property names are at most 255 bytes",
             property.chars().take(32).collect::<String>()
         ));
     }
-    if RESERVED.contains(&property) {
-        return Err(format!(
-            "invalid group key {property:?}: it is a reserved event property; use a property such as \"company_id\""
-        ));
-    }
-    Ok(())
+    groupscope::groups::validate_group_key(property).map_err(|error| error.to_string())
 }
 
 #[cfg(test)]
@@ -317,6 +310,15 @@ mod tests {
         let error =
             ProjectConfig::from_toml("[[group_keys]]\nproperty = \"a\"\nset_up_at = \"yesterday\"\n").unwrap_err();
         assert!(error.to_string().contains("\"yesterday\""), "{error}");
+    }
+
+    #[test]
+    fn config_rejects_keys_the_client_rejects() {
+        for property in ["", "$group", "$insert_id", "mp_lib", "token", "distinct_id", "time"] {
+            let toml = format!("[[group_keys]]\nproperty = {property:?}\n");
+            let error = ProjectConfig::from_toml(&toml).unwrap_err();
+            assert!(error.to_string().contains("invalid group key"), "{property}: {error}");
+        }
     }
 
     #[test]

@@ -2,15 +2,15 @@
 //!
 //! The official SDKs send records in several encodings, and all of them are accepted:
 //! a form field `data=` holding base64 or raw JSON, a `?data=` query parameter (GET), a raw
-//! JSON body, NDJSON for `/import`, each optionally gzip-compressed. The payload is one JSON
-//! object or a list of objects. `verbose`, `strict`, `ip` and `project_id` are read from the
-//! query string or from the form body.
+//! JSON body, NDJSON, each optionally compressed with gzip or deflate. The payload is one JSON
+//! object or a list of objects, or NDJSON with one of them per line. `verbose`, `strict`, `ip`
+//! and `project_id` are read from the query string or from the form body.
 
 use std::io::Read;
 
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use flate2::read::GzDecoder;
+use flate2::read::{DeflateDecoder, GzDecoder, ZlibDecoder};
 use groupscope::protocol::{Endpoint, MAX_RECORDS_PER_REQUEST};
 use serde_json::Value;
 
@@ -56,6 +56,9 @@ pub enum DecodeError {
     /// The body is malformed.
     #[error("{0}")]
     Malformed(String),
+    /// The `Content-Encoding` is neither gzip, deflate nor identity.
+    #[error("unsupported Content-Encoding {0:?}: send the body uncompressed, or compressed with gzip or deflate")]
+    UnsupportedEncoding(String),
 }
 
 /// The request as received, before decoding.
@@ -92,9 +95,11 @@ pub fn decode(request: RawRequest<'_>, max_bytes: usize) -> Result<Decoded, Deco
         .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
         .unwrap_or_default();
 
+    // A form body starts with a field name, never with `{` or `[`, so such a body is JSON
+    // whatever its content type (curl sends x-www-form-urlencoded by default).
     let trimmed = trim_ascii(&body);
-    let is_json_body = !content_type.contains("x-www-form-urlencoded")
-        && (content_type.contains("json") || trimmed.first().is_some_and(|b| *b == b'{' || *b == b'['));
+    let starts_like_json = trimmed.first().is_some_and(|b| *b == b'{' || *b == b'[');
+    let is_json_body = starts_like_json || (content_type.contains("json") && !content_type.contains("x-www-form-urlencoded"));
 
     let mut payload: Option<Vec<u8>> = None;
     if is_json_body {
@@ -136,7 +141,7 @@ pub fn decode(request: RawRequest<'_>, max_bytes: usize) -> Result<Decoded, Deco
         return Err(DecodeError::TooLarge { limit: max_bytes });
     }
 
-    let records = parse_records(&payload, request.endpoint, content_type.contains("ndjson"))?;
+    let records = parse_records(&payload, content_type.contains("ndjson"))?;
     if records.len() > MAX_RECORDS_PER_REQUEST {
         return Err(DecodeError::TooManyRecords { count: records.len() });
     }
@@ -144,21 +149,32 @@ pub fn decode(request: RawRequest<'_>, max_bytes: usize) -> Result<Decoded, Deco
 }
 
 fn uncompress(request: RawRequest<'_>, max_bytes: usize) -> Result<Vec<u8>, DecodeError> {
-    let gzip = request.content_encoding.is_some_and(|encoding| encoding.trim().eq_ignore_ascii_case("gzip"));
-    if !gzip {
-        if request.body.len() > max_bytes {
-            return Err(DecodeError::TooLarge { limit: max_bytes });
+    let encoding = request.content_encoding.map(|encoding| encoding.trim().to_ascii_lowercase()).unwrap_or_default();
+    let decoded = match encoding.as_str() {
+        "" | "identity" => {
+            if request.body.len() > max_bytes {
+                return Err(DecodeError::TooLarge { limit: max_bytes });
+            }
+            return Ok(request.body.to_vec());
         }
-        return Ok(request.body.to_vec());
-    }
-    let mut body = Vec::new();
-    GzDecoder::new(request.body)
-        .take(max_bytes as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|error| DecodeError::Malformed(format!("the body is marked Content-Encoding: gzip but is not valid gzip: {error}")))?;
-    if body.len() > max_bytes {
+        "gzip" | "x-gzip" => read_limited(GzDecoder::new(request.body), max_bytes, "gzip"),
+        // HTTP's deflate is the zlib format (RFC 9110), but some clients send raw deflate.
+        "deflate" => read_limited(ZlibDecoder::new(request.body), max_bytes, "deflate")
+            .or_else(|_| read_limited(DeflateDecoder::new(request.body), max_bytes, "deflate")),
+        _ => return Err(DecodeError::UnsupportedEncoding(request.content_encoding.unwrap_or("").trim().to_owned())),
+    }?;
+    if decoded.len() > max_bytes {
         return Err(DecodeError::TooLarge { limit: max_bytes });
     }
+    Ok(decoded)
+}
+
+/// Reads at most `max_bytes + 1` bytes, so a larger result shows that the limit was passed.
+fn read_limited(decoder: impl Read, max_bytes: usize, encoding: &str) -> Result<Vec<u8>, DecodeError> {
+    let mut body = Vec::new();
+    decoder.take(max_bytes as u64 + 1).read_to_end(&mut body).map_err(|error| {
+        DecodeError::Malformed(format!("the body is marked Content-Encoding: {encoding} but is not valid {encoding}: {error}"))
+    })?;
     Ok(body)
 }
 
@@ -197,14 +213,17 @@ fn decode_data_field(data: &str) -> Result<Vec<u8>, DecodeError> {
         })
 }
 
-fn parse_records(payload: &[u8], endpoint: Endpoint, ndjson: bool) -> Result<Vec<Value>, DecodeError> {
+/// Parses one JSON value, or NDJSON (one value per line) when the content type is NDJSON or
+/// the payload is not one value but has several lines.
+fn parse_records(payload: &[u8], ndjson: bool) -> Result<Vec<Value>, DecodeError> {
+    let mut json_error = None;
     if !ndjson {
         match serde_json::from_slice::<Value>(payload) {
             Ok(value) => return records_of(value),
-            Err(error) if endpoint != Endpoint::Import || !payload.contains(&b'\n') => {
+            Err(error) if !payload.contains(&b'\n') => {
                 return Err(DecodeError::Malformed(format!("the payload is not valid JSON: {error}")));
             }
-            Err(_) => {}
+            Err(error) => json_error = Some(error),
         }
     }
 
@@ -214,8 +233,17 @@ fn parse_records(payload: &[u8], endpoint: Endpoint, ndjson: bool) -> Result<Vec
         if line.is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_slice(line)
-            .map_err(|error| DecodeError::Malformed(format!("NDJSON line {} is not valid JSON: {error}", number + 1)))?;
+        let value: Value = match serde_json::from_slice(line) {
+            Ok(value) => value,
+            // A first line that is not JSON means the payload is broken JSON, not NDJSON.
+            Err(_) if records.is_empty() && json_error.is_some() => {
+                let error = json_error.take().map(|e| e.to_string()).unwrap_or_default();
+                return Err(DecodeError::Malformed(format!("the payload is not valid JSON: {error}")));
+            }
+            Err(error) => {
+                return Err(DecodeError::Malformed(format!("NDJSON line {} is not valid JSON: {error}", number + 1)));
+            }
+        };
         records.push(value);
     }
     Ok(records)

@@ -82,7 +82,7 @@ pub fn ingest_group_records(
                     outcome.accepted += 1;
                 }
                 Err((field, message)) => {
-                    let error = record_error(index, field, message);
+                    let error = record_error(index, record, field, message);
                     store.insert_profile_record(Endpoint::Groups, received_at_ms, None, record, Some(&error.to_string()))?;
                     outcome.failed.push(error);
                 }
@@ -113,7 +113,7 @@ pub fn ingest_user_records(
                     outcome.accepted += 1;
                 }
                 Err((field, message)) => {
-                    let error = record_error(index, field, message);
+                    let error = record_error(index, record, field, message);
                     store.insert_profile_record(Endpoint::Engage, received_at_ms, None, record, Some(&error.to_string()))?;
                     outcome.failed.push(error);
                 }
@@ -123,6 +123,7 @@ pub fn ingest_user_records(
     })
 }
 
-fn record_error(index: usize, field: String, message: String) -> RecordError {
-    RecordError { index, insert_id: String::new(), field, message }
+fn record_error(index: usize, record: &Value, field: String, message: String) -> RecordError {
+    let insert_id = record.get("$insert_id").and_then(Value::as_str).unwrap_or("").to_owned();
+    RecordError { index, insert_id, field, message }
 }

@@ -3,12 +3,11 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use groupscope_server::attribution::GroupKey;
-use groupscope_server::config::SetUpAt;
+use groupscope_server::store::Store;
 use groupscope_server::{DbLocation, ProjectConfig, Server, ServerConfig, check, time};
 
 /// The default listen address: loopback only.
@@ -45,6 +44,11 @@ enum Command {
         /// The project config file (TOML) with the group keys.
         #[arg(long)]
         config: PathBuf,
+        /// The server's SQLite database file, read-only: keys without set_up_at in the config
+        /// use the set-up time stored there. Without it, such keys count as set up before
+        /// every event.
+        #[arg(long)]
+        db: Option<PathBuf>,
         /// The output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -64,12 +68,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { listen, db, config, fault_injection } => serve(listen, &db, config, fault_injection),
-        Command::Check { events, config, format } => run_check(&events, &config, format),
+        Command::Check { events, config, db, format } => run_check(&events, &config, db.as_deref(), format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            log::error!("{message}");
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
@@ -138,30 +141,24 @@ fn wait_for_stop_signal() {
     });
 }
 
-fn run_check(events: &PathBuf, config: &PathBuf, format: Format) -> Result<(), String> {
+fn run_check(events: &PathBuf, config: &PathBuf, db: Option<&Path>, format: Format) -> Result<(), String> {
     let project = load_config(Some(config))?;
     let now = time::now_ms();
-    let keys = project
-        .group_keys
-        .iter()
-        .map(|setting| {
-            let set_up_at_ms = setting.set_up_at.as_ref().unwrap_or(&SetUpAt::Text("now".into())).resolve(now)?;
-            Ok(GroupKey {
-                property: setting.property.clone(),
-                display_name: setting.display_name.clone().unwrap_or_else(|| setting.property.clone()),
-                set_up_at_ms,
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    let stored = match db {
+        Some(path) if !path.exists() => return Err(format!("database file {} not found; pass the --db file the server uses", path.display())),
+        Some(path) => Store::read_group_keys(path).map_err(|error| error.to_string())?,
+        None => Vec::new(),
+    };
+    let keys = check::resolve_keys(&project, &stored, now)?;
     if keys.is_empty() {
         return Err(format!("{} configures no [[group_keys]]; add at least one to check attribution", config.display()));
     }
 
     let report = if events.as_os_str() == "-" {
-        check::check(std::io::stdin().lock(), &keys, now)
+        check::check_keys(std::io::stdin().lock(), &keys, now)
     } else {
         let file = std::fs::File::open(events).map_err(|error| format!("failed to open {}: {error}", events.display()))?;
-        check::check(std::io::BufReader::new(file), &keys, now)
+        check::check_keys(std::io::BufReader::new(file), &keys, now)
     }
     .map_err(|error| format!("failed to read {}: {error}", events.display()))?;
 

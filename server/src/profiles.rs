@@ -268,6 +268,12 @@ pub fn parse_group_update(record: &Value, project_token: Option<&str>) -> Result
     };
     let id = match record.get("$group_id") {
         None => return Err(("$group_id".into(), "missing $group_id: name the group, for example \"acme\"".into())),
+        Some(Value::Number(number)) if crate::attribution::is_huge_integer(number) => {
+            return Err((
+                "$group_id".into(),
+                format!("$group_id {number} is an integer too large to be a group id (more than 64 bits); send the id as a string"),
+            ));
+        }
         Some(value) => GroupId::from_json(&key, value).map_err(|error| ("$group_id".into(), error.to_string()))?,
     };
     let operation = Operation::parse(name, value).map_err(|message| (name.to_owned(), message))?;

@@ -168,10 +168,19 @@ fn serve(listener: TcpListener, router: axum::Router, stopped: oneshot::Receiver
 }
 
 /// Stores the keys of the config file. A key already in the store keeps its set-up time
-/// when the file gives `"now"` or no time, so restarting the server does not move it.
+/// when the file gives `"now"` or no time, and its display name when the file gives none,
+/// so restarting the server does not move them. A key deleted through the API is skipped.
 fn apply_configured_keys(store: &mut Store, project: &ProjectConfig) -> Result<(), StartError> {
     let now = time::now_ms();
     for setting in &project.group_keys {
+        if store.is_deleted_group_key(&setting.property)? {
+            log::warn!(
+                "Group key {:?} is in the config file but was deleted through DELETE /api/group-keys, so it is not added; \
+                 remove it from the config file, or add it again with POST /api/group-keys",
+                setting.property
+            );
+            continue;
+        }
         let existing = store.group_keys().iter().find(|k| k.property == setting.property).cloned();
         let explicit = match &setting.set_up_at {
             Some(SetUpAt::Text(text)) if text.eq_ignore_ascii_case("now") => None,
@@ -182,11 +191,12 @@ fn apply_configured_keys(store: &mut Store, project: &ProjectConfig) -> Result<(
             (None, Some(existing)) => existing.set_up_at_ms,
             (None, None) => now,
         };
-        store.upsert_group_key(&GroupKey {
-            property: setting.property.clone(),
-            display_name: setting.display_name.clone().unwrap_or_else(|| setting.property.clone()),
-            set_up_at_ms,
-        })?;
+        let display_name = match (&setting.display_name, &existing) {
+            (Some(display_name), _) => display_name.clone(),
+            (None, Some(existing)) => existing.display_name.clone(),
+            (None, None) => setting.property.clone(),
+        };
+        store.upsert_group_key(&GroupKey { property: setting.property.clone(), display_name, set_up_at_ms })?;
     }
     if store.group_keys().len() > project.max_group_keys {
         log::warn!(

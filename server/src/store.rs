@@ -4,6 +4,7 @@
 //! One connection serves every request, so writes are serialized. Callers hold the store's
 //! lock only for synchronous work and never across an `.await`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use groupscope::protocol::Endpoint;
@@ -62,6 +63,12 @@ CREATE TABLE IF NOT EXISTS group_keys (
     set_up_at_ms INTEGER NOT NULL,
     position INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS group_key_deletions (
+    property TEXT NOT NULL,
+    deleted_at_ms INTEGER NOT NULL,
+    restored_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS group_key_deletions_by_property ON group_key_deletions(property);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     endpoint TEXT NOT NULL,
@@ -340,6 +347,9 @@ pub struct Store {
     location: DbLocation,
     keys: Vec<GroupKey>,
     limits: Limits,
+    /// Group profiles per key, kept exact through every write so that creating a profile
+    /// does not count the table. Reloaded from the database when a transaction rolls back.
+    profile_counts: HashMap<String, u64>,
 }
 
 impl Store {
@@ -377,9 +387,31 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(wrap("create the schema"))?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(wrap("write the schema version"))?;
 
-        let mut store = Store { conn, location: location.clone(), keys: Vec::new(), limits };
+        let mut store = Store { conn, location: location.clone(), keys: Vec::new(), limits, profile_counts: HashMap::new() };
         store.keys = store.load_group_keys()?;
+        store.profile_counts = store.load_profile_counts()?;
         Ok(store)
+    }
+
+    /// Reads the group keys of an existing database file without changing it, as `check
+    /// --db` does while a server may be running on the same file.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be opened read-only or has no group keys table.
+    pub fn read_group_keys(path: &Path) -> Result<Vec<GroupKey>> {
+        let fail = |action| {
+            let location = path.display().to_string();
+            move |source| StoreError { location, action, source }
+        };
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(fail("open the database read-only"))?;
+        let mut statement = conn
+            .prepare("SELECT property, display_name, set_up_at_ms FROM group_keys ORDER BY position, property")
+            .map_err(fail("read group keys"))?;
+        let rows = statement
+            .query_map([], |row| Ok(GroupKey { property: row.get(0)?, display_name: row.get(1)?, set_up_at_ms: row.get(2)? }))
+            .map_err(fail("read group keys"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail("read group keys"))
     }
 
     fn fail(&self, action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -411,9 +443,34 @@ impl Store {
                 if let Err(rollback) = self.conn.execute_batch("ROLLBACK") {
                     log::error!("Rolling back a failed transaction on {} failed too: {rollback}", self.location);
                 }
+                self.reload_after_rollback();
                 Err(error)
             }
         }
+    }
+
+    /// Reloads the in-memory copies of stored state, which a rolled-back transaction may have
+    /// changed without changing the database.
+    fn reload_after_rollback(&mut self) {
+        match self.load_group_keys() {
+            Ok(keys) => self.keys = keys,
+            Err(error) => log::error!("Reloading group keys after a rollback failed: {error}"),
+        }
+        match self.load_profile_counts() {
+            Ok(counts) => self.profile_counts = counts,
+            Err(error) => log::error!("Reloading group profile counts after a rollback failed: {error}"),
+        }
+    }
+
+    fn load_profile_counts(&self) -> Result<HashMap<String, u64>> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT group_key, COUNT(*) FROM group_profiles GROUP BY group_key")
+            .map_err(self.fail("count group profiles"))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))
+            .map_err(self.fail("count group profiles"))?;
+        rows.collect::<rusqlite::Result<HashMap<_, _>>>().map_err(self.fail("count group profiles"))
     }
 
     fn load_group_keys(&self) -> Result<Vec<GroupKey>> {
@@ -456,21 +513,61 @@ impl Store {
                 params![key.property, key.display_name, key.set_up_at_ms, position as i64],
             )
             .map_err(self.fail("store a group key"))?;
+        self.conn
+            .execute(
+                "UPDATE group_key_deletions SET restored_at_ms = ?2 WHERE property = ?1 AND restored_at_ms IS NULL",
+                params![key.property, time::now_ms()],
+            )
+            .map_err(self.fail("record that a group key was added again"))?;
         self.keys = self.load_group_keys()?;
         Ok(())
     }
 
-    /// Removes a group key. Returns whether it existed. Attribution already stored is kept.
+    /// Removes a group key and records when, so that a restart does not add it again from
+    /// the config file and events received until it is added again are never attributed to
+    /// it. Returns whether it existed. Attribution already stored is kept.
     ///
     /// # Errors
     /// [`StoreError`].
     pub fn delete_group_key(&mut self, property: &str) -> Result<bool> {
-        let changed = self
-            .conn
-            .execute("DELETE FROM group_keys WHERE property = ?1", [property])
-            .map_err(self.fail("delete a group key"))?;
+        let changed = self.in_transaction(|store| {
+            let changed = store
+                .conn
+                .execute("DELETE FROM group_keys WHERE property = ?1", [property])
+                .map_err(store.fail("delete a group key"))?;
+            if changed > 0 {
+                store
+                    .conn
+                    .execute(
+                        "INSERT INTO group_key_deletions (property, deleted_at_ms, restored_at_ms) VALUES (?1, ?2, NULL)",
+                        params![property, time::now_ms()],
+                    )
+                    .map_err(store.fail("record a group key deletion"))?;
+            }
+            Ok::<_, StoreError>(changed)
+        })?;
         self.keys = self.load_group_keys()?;
         Ok(changed > 0)
+    }
+
+    /// Returns whether `property` was deleted through the API and not added again.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn is_deleted_group_key(&self, property: &str) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM group_key_deletions WHERE property = ?1 AND restored_at_ms IS NULL)")
+            .and_then(|mut s| s.query_row([property], |row| row.get(0)))
+            .map_err(self.fail("read group key deletions"))
+    }
+
+    /// Returns the periods `[deleted_at, restored_at)` in which `property` was deleted, in
+    /// milliseconds; `restored_at` is `i64::MAX` while it is still deleted.
+    fn deletion_periods(&self, property: &str) -> Result<Vec<(i64, i64)>> {
+        self.conn
+            .prepare_cached("SELECT deleted_at_ms, COALESCE(restored_at_ms, ?2) FROM group_key_deletions WHERE property = ?1")
+            .and_then(|mut s| s.query_map(params![property, i64::MAX], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
+            .map_err(self.fail("read group key deletions"))
     }
 
     /// Stores an event and its attribution. An event with the same
@@ -541,6 +638,7 @@ impl Store {
             })
             .map_err(self.fail("find events carrying a group key"))?;
 
+        let deletions = self.deletion_periods(&key.property)?;
         let mut changed = 0;
         for (id, event, distinct_id, time_ms, received_at_ms, properties) in candidates {
             let Ok(Value::Object(properties)) = serde_json::from_str::<Value>(&properties) else {
@@ -549,7 +647,11 @@ impl Store {
             if !properties.contains_key(&key.property) {
                 continue;
             }
-            let attribution = crate::attribution::attribute(&properties, std::slice::from_ref(key), received_at_ms);
+            let deleted = deletions.iter().find(|(from, to)| (*from..*to).contains(&received_at_ms));
+            let attribution = match deleted {
+                Some(&(deleted_at_ms, _)) => crate::attribution::while_deleted(&key.property, &properties, received_at_ms, deleted_at_ms),
+                None => crate::attribution::attribute(&properties, std::slice::from_ref(key), received_at_ms),
+            };
             self.remove_event_attribution(id, Some(&key.property))?;
             self.insert_event_attribution(id, &event, &distinct_id, time_ms, &attribution)?;
             changed += 1;
@@ -684,9 +786,15 @@ impl Store {
 
         match properties {
             None => {
-                self.conn
+                let deleted = self
+                    .conn
                     .execute("DELETE FROM group_profiles WHERE group_key = ?1 AND group_id = ?2", params![key, id])
                     .map_err(self.fail("delete a group profile"))?;
+                if deleted > 0 {
+                    if let Some(count) = self.profile_counts.get_mut(key) {
+                        *count = count.saturating_sub(1);
+                    }
+                }
             }
             Some(properties) => {
                 self.conn
@@ -704,15 +812,15 @@ impl Store {
         Ok(())
     }
 
+    /// Counts a new profile of `key` and records a warning when the count passes the limit.
     fn check_profile_limit(&mut self, key: &str) -> Result<()> {
-        let count: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM group_profiles WHERE group_key = ?1", [key], |row| row.get(0))
-            .map_err(self.fail("count group profiles"))?;
+        let count = self.profile_counts.entry(key.to_owned()).or_insert(0);
+        *count += 1;
+        let count = *count;
         let limit = self.limits.max_group_profiles_per_key;
-        if count as u64 > limit {
+        if count > limit {
             let message = format!("group key {key:?} has {count} group profiles, over the limit of {limit} group profiles per key");
-            self.record_limit_warning("group_profiles_per_key", key, "", 0, count as u64, limit, &message)?;
+            self.record_limit_warning("group_profiles_per_key", key, "", 0, count, limit, &message)?;
         }
         Ok(())
     }
@@ -1034,7 +1142,9 @@ impl Store {
                 "DELETE FROM event_notes; DELETE FROM event_groups; DELETE FROM events; DELETE FROM group_day_counts;
                  DELETE FROM group_profiles; DELETE FROM user_profiles; DELETE FROM profile_records; DELETE FROM limit_warnings;",
             )
-            .map_err(self.fail("delete all data"))
+            .map_err(self.fail("delete all data"))?;
+        self.profile_counts.clear();
+        Ok(())
     }
 
     /// Returns the path of the database file, if any.
@@ -1059,4 +1169,52 @@ fn read_event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
         properties: serde_json::from_str(&properties).unwrap_or(Value::Null),
         attribution: StoredAttribution::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn set() -> Operation {
+        Operation::parse("$set", &json!({"name": "x"})).unwrap()
+    }
+
+    fn delete() -> Operation {
+        Operation::parse("$delete", &json!("")).unwrap()
+    }
+
+    fn profile_warnings(store: &Store) -> Vec<u64> {
+        store.limit_warnings().unwrap().iter().filter(|w| w.kind == "group_profiles_per_key").map(|w| w.count).collect()
+    }
+
+    #[test]
+    fn profile_count_follows_set_and_delete() {
+        let limits = Limits { max_group_profiles_per_key: 2, max_events_per_group_per_day: 100 };
+        let dir = tempfile::tempdir().unwrap();
+        let location = DbLocation::File(dir.path().join("store.db"));
+        let mut store = Store::open(&location, limits).unwrap();
+        store.apply_group_operation("company_id", "a", &set(), 1).unwrap();
+        store.apply_group_operation("company_id", "b", &set(), 1).unwrap();
+        store.apply_group_operation("company_id", "b", &set(), 2).unwrap();
+        store.apply_group_operation("company_id", "b", &delete(), 3).unwrap();
+        store.apply_group_operation("company_id", "missing", &delete(), 3).unwrap();
+        store.apply_group_operation("company_id", "c", &set(), 4).unwrap();
+        store.apply_group_operation("team_id", "t", &set(), 4).unwrap();
+        assert!(profile_warnings(&store).is_empty(), "2 profiles of company_id, at the limit");
+
+        // A rolled-back transaction leaves the count as stored.
+        let failed: std::result::Result<(), StoreError> = store.in_transaction(|store| {
+            store.apply_group_operation("company_id", "d", &set(), 5)?;
+            Err(StoreError { location: String::new(), action: "fail on purpose", source: rusqlite::Error::InvalidQuery })
+        });
+        assert!(failed.is_err());
+        drop(store);
+
+        // Reopening loads the count from the database.
+        let mut store = Store::open(&location, limits).unwrap();
+        store.apply_group_operation("company_id", "e", &set(), 6).unwrap();
+        assert_eq!(profile_warnings(&store), vec![3]);
+    }
 }

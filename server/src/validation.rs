@@ -42,10 +42,11 @@ pub struct ValidEvent {
 pub struct RecordError {
     /// The position of the record in the request, from 0.
     pub index: usize,
-    /// The record's `$insert_id`, or `""` when it has none.
-    #[serde(rename = "$insert_id")]
+    /// The record's `$insert_id`, or `""` when it has none. JSON output omits an empty one.
+    #[serde(rename = "$insert_id", skip_serializing_if = "String::is_empty")]
     pub insert_id: String,
-    /// The offending field, for example `properties.time`.
+    /// The offending field, for example `properties.time`, or `""` when the problem is the
+    /// whole record.
     pub field: String,
     /// The problem and what to send instead.
     pub message: String,
@@ -53,7 +54,11 @@ pub struct RecordError {
 
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "record {}: {}: {}", self.index, self.field, self.message)
+        if self.field.is_empty() {
+            write!(f, "record {}: {}", self.index, self.message)
+        } else {
+            write!(f, "record {}: {}: {}", self.index, self.field, self.message)
+        }
     }
 }
 

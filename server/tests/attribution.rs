@@ -136,3 +136,90 @@ fn limits_are_reported_as_warnings() {
     assert_eq!(profiles["count"], 2);
     assert_eq!(server.events().len(), 3, "events over the limit are stored, not dropped");
 }
+
+#[test]
+fn huge_integer_id_is_named_as_integer() {
+    let server = TestServer::start(CONFIG);
+    let mut event = track_event("a", "u1", "i1", json!({})).to_string();
+    event = event.replacen("{\"$insert_id\"", "{\"company_id\":123456789012345678901234567890,\"$insert_id\"", 1);
+    assert!(event.contains("123456789012345678901234567890"), "{event}");
+    let reply = server.request("POST", "/track?verbose=1", &[("Content-Type", "application/json")], Some(event.as_bytes()));
+    assert_eq!(reply.json()["status"], 1, "{}", reply.body);
+    let stored = event_by_insert_id(&server, "i1");
+    let reason = &stored["attribution"]["not_attributed"][0];
+    assert_eq!(reason["code"], "wrong_type");
+    let message = reason["message"].as_str().unwrap();
+    assert!(message.contains("an integer too large to be a group id"), "{message}");
+    assert!(!message.contains("float"), "{message}");
+
+    let record = format!("[{{\"$token\":\"{TOKEN}\",\"$group_key\":\"company_id\",\"$group_id\":123456789012345678901234567890,\"$set\":{{}}}}]");
+    let reply = server.request("POST", "/groups?verbose=1", &[("Content-Type", "application/json")], Some(record.as_bytes()));
+    let error = reply.json()["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("integer too large to be a group id"), "{error}");
+}
+
+#[test]
+fn group_key_update_keeps_display_name() {
+    let server = TestServer::start(CONFIG);
+    let reply = server.post_json("/api/group-keys", &json!({"property": "company_id", "set_up_at": "2021-01-01T00:00:00Z"}));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["display_name"], "Company");
+    let keys = server.get_json("/api/group-keys");
+    assert_eq!(keys["group_keys"][0]["display_name"], "Company");
+
+    let reply = server.post_json("/api/group-keys", &json!({"property": "company_id", "display_name": "Account"}));
+    assert_eq!(reply.json()["display_name"], "Account");
+    assert_eq!(reply.json()["set_up_at_rfc3339"], "2021-01-01T00:00:00.000Z");
+}
+
+#[test]
+fn group_keys_reject_client_reserved_names() {
+    let server = TestServer::start(CONFIG);
+    for property in ["$group", "$insert_id", "mp_lib", "token", "time", ""] {
+        let reply = server.post_json("/api/group-keys", &json!({"property": property}));
+        assert_eq!(reply.status, 400, "{property}: {}", reply.body);
+        assert!(reply.json()["error"].as_str().unwrap().contains("invalid group key"), "{property}: {}", reply.body);
+    }
+}
+
+fn restart(server: &mut TestServer) {
+    server.stop();
+    let project = groupscope_server::ProjectConfig::from_toml(CONFIG).unwrap();
+    let config = groupscope_server::ServerConfig {
+        db: groupscope_server::DbLocation::File(server.dir.path().join("events.db")),
+        ..groupscope_server::ServerConfig::new(project)
+    };
+    server.server = Some(groupscope_server::Server::start(config).unwrap());
+}
+
+fn key_names(server: &TestServer) -> Vec<String> {
+    let keys = server.get_json("/api/group-keys");
+    keys["group_keys"].as_array().unwrap().iter().map(|k| k["property"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn deleted_key_stays_deleted_after_restart() {
+    let mut server = TestServer::start(CONFIG);
+    send(&server, vec![track_event("before", "u1", "i1", json!({"company_id": "acme"}))]);
+    assert_eq!(server.request("DELETE", "/api/group-keys/company_id", &[], None).status, 200);
+    send(&server, vec![track_event("during", "u1", "i2", json!({"company_id": "acme"}))]);
+
+    restart(&mut server);
+    assert_eq!(key_names(&server), vec!["team_id"], "the config file does not add a deleted key again");
+    send(&server, vec![track_event("after restart", "u1", "i3", json!({"company_id": "acme"}))]);
+    assert_eq!(event_by_insert_id(&server, "i3")["attribution"]["groups"], json!([]));
+
+    let key = json!({"property": "company_id", "set_up_at": "2020-01-01T00:00:00Z"});
+    assert_eq!(server.post_json("/api/group-keys", &key).status, 201);
+    assert_eq!(event_by_insert_id(&server, "i1")["attribution"]["groups"], json!([{"key": "company_id", "id": "acme"}]));
+    for insert_id in ["i2", "i3"] {
+        let event = event_by_insert_id(&server, insert_id);
+        assert_eq!(event["attribution"]["groups"], json!([]), "{insert_id} was received while the key was deleted");
+        assert_eq!(event["attribution"]["not_attributed"][0]["code"], "key_deleted", "{insert_id}");
+    }
+
+    restart(&mut server);
+    assert_eq!(key_names(&server), vec!["company_id", "team_id"], "a key added again is configured again");
+    send(&server, vec![track_event("later", "u1", "i4", json!({"company_id": "acme"}))]);
+    assert_eq!(event_by_insert_id(&server, "i4")["attribution"]["groups"], json!([{"key": "company_id", "id": "acme"}]));
+}

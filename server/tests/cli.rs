@@ -1,8 +1,13 @@
 //! The `groupscope-server` binary: `serve` prints its URL first, and `check` reports
 //! attribution offline.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+
+use common::{TestServer, track_event};
+use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_groupscope-server");
 
@@ -43,6 +48,7 @@ fn serve_reports_bad_config() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("max_group_keys must be at least 1"), "{stderr}");
+    assert_eq!(stderr.matches("max_group_keys must be at least 1").count(), 1, "printed once: {stderr}");
 }
 
 #[test]
@@ -88,4 +94,41 @@ fn check_reports_missing_file() {
     let output = Command::new(BIN).args(["check", "/nonexistent/events.jsonl", "--config"]).arg(&config).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("failed to open /nonexistent/events.jsonl"));
+}
+
+#[test]
+fn check_agrees_with_server_on_exported_events() {
+    let toml = "token = \"test-token\"\n[[group_keys]]\nproperty = \"company_id\"\n";
+    let mut server = TestServer::start(toml);
+    let reply = server.post_form_base64("/track", &json!([track_event("a", "u1", "i1", json!({"company_id": "acme"}))]), "");
+    assert_eq!(reply.body, "1");
+    let events = server.events();
+    assert_eq!(events[0]["attribution"]["groups"], json!([{"key": "company_id", "id": "acme"}]));
+    server.stop();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("project.toml");
+    std::fs::write(&config, toml).unwrap();
+    let jsonl = dir.path().join("events.jsonl");
+    std::fs::write(&jsonl, format!("{}\n", events[0])).unwrap();
+    // A check running after the export must not count the key as set up at the check time.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+
+    let output = Command::new(BIN).arg("check").arg(&jsonl).args(["--format", "json", "--config"]).arg(&config).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["keys"][0]["attributed_events"], 1, "{report}");
+    assert_eq!(report["keys"][0]["set_up_at_source"], "before_every_event");
+    assert_eq!(report["not_attributed"], json!([]));
+
+    let output = Command::new(BIN).arg("check").arg(&jsonl).arg("--config").arg(&config).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("counts as set up before every event"), "{text}");
+
+    let db = server.dir.path().join("events.db");
+    let output = Command::new(BIN).arg("check").arg(&jsonl).args(["--format", "json", "--db"]).arg(&db).arg("--config").arg(&config).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["keys"][0]["set_up_at_source"], "database");
+    assert_eq!(report["keys"][0]["attributed_events"], 1, "{report}");
 }

@@ -39,11 +39,11 @@ fn import_rejects_bad_credentials() {
     let server = TestServer::start(CONFIG);
     let body = json!([import_event("a", "i1")]).to_string();
     let cases = [
-        ("", None, "missing credentials"),
+        ("", None, "no Authorization header"),
         ("", Some("Bearer abc".to_owned()), "Basic scheme"),
         ("", Some(basic("wrong-token", "")), "neither this project's secret nor its token"),
         ("?project_id=42", Some(basic("sa.ingest", "bad")), "wrong secret"),
-        ("", Some(basic("sa.ingest", "sa-password")), "need ?project_id="),
+        ("", Some(basic("sa.ingest", "sa-password")), "need project_id"),
         ("?project_id=7", Some(basic("sa.ingest", "sa-password")), "project_id \"7\""),
         ("", Some(basic("test-token", "password")), "not a service account"),
     ];
@@ -53,7 +53,9 @@ fn import_rejects_bad_credentials() {
         let body = reply.json();
         assert_eq!(body["code"], 401);
         assert_eq!(body["status"], "Unauthorized");
-        assert!(body["error"].as_str().unwrap().contains(expected), "{expected}: {}", body["error"]);
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{expected}: {error}");
+        assert!(error.starts_with("Invalid credentials: "), "Mixpanel's wording: {error}");
     }
     assert!(server.events().is_empty());
 }
@@ -171,4 +173,30 @@ fn import_verbose_form_answers_like_track() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json(), json!({"status": 1, "error": null}));
     assert_eq!(server.events()[0]["endpoint"], "import");
+}
+
+#[test]
+fn import_reads_project_id_from_form_body() {
+    let server = TestServer::start(CONFIG);
+    let data = common::urlencode(&json!([import_event("a", "i1")]).to_string());
+    let auth = basic("sa.ingest", "sa-password");
+
+    let body = format!("data={data}&project_id=42");
+    let reply = import(&server, "", Some(&auth), "application/x-www-form-urlencoded", body.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let body = format!("data={data}&project_id=7");
+    let reply = import(&server, "", Some(&auth), "application/x-www-form-urlencoded", body.as_bytes());
+    assert_eq!(reply.status, 401);
+    assert!(reply.json()["error"].as_str().unwrap().contains("project_id \"7\""), "{}", reply.body);
+    assert_eq!(server.events().len(), 1);
+}
+
+#[test]
+fn import_ndjson_with_curl_default_content_type() {
+    let server = TestServer::start(CONFIG);
+    let body = format!("{}\n{}\n", import_event("a", "i1"), import_event("b", "i2"));
+    let reply = import(&server, "", Some(&basic("test-secret", "")), "application/x-www-form-urlencoded", body.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["num_records_imported"], 2);
 }

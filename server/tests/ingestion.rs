@@ -367,3 +367,140 @@ fn web_page_is_served_at_root() {
     assert!(page.body.contains("<title>groupscope</title>"), "{}", page.body);
     assert_eq!(server.get("/app.js").status, 200);
 }
+
+#[test]
+fn verbose_lists_failed_records() {
+    let server = TestServer::start(CONFIG);
+    let records = json!([
+        track_event("good", "u1", "i1", json!({})),
+        track_event("bad", "undefined", "i2", json!({})),
+        {"properties": {"token": TOKEN}},
+    ]);
+    let body = server.post_form_base64("/track", &records, "&verbose=1").json();
+    assert_eq!(body["status"], 1);
+    assert!(body["error"].as_str().unwrap().contains("2 of 3 records were rejected"), "{body}");
+    let failed = body["failed_records"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{body}");
+    assert_eq!(failed[0]["index"], 1);
+    assert_eq!(failed[0]["$insert_id"], "i2");
+    assert_eq!(failed[0]["field"], "properties.distinct_id");
+    assert!(failed[0]["message"].as_str().unwrap().contains("\"undefined\""));
+    assert_eq!(failed[1]["index"], 2);
+    assert!(failed[1].get("$insert_id").is_none(), "a record without $insert_id has none: {body}");
+    assert_eq!(failed[1]["field"], "event");
+
+    let groups = json!([
+        {"$token": TOKEN, "$group_key": "company_id", "$group_id": "acme", "$set": {"n": 1}},
+        {"$token": TOKEN, "$group_key": "company_id", "$set": {}},
+    ]);
+    let body = server.post_form_base64("/groups", &groups, "&verbose=1").json();
+    assert_eq!(body["status"], 1);
+    assert_eq!(body["failed_records"], json!([{"index": 1, "field": "$group_id", "message": "missing $group_id: name the group, for example \"acme\""}]));
+
+    let engage = json!([{"$token": TOKEN, "$distinct_id": "u1"}]);
+    let body = server.post_form_base64("/engage", &engage, "&verbose=1").json();
+    assert_eq!(body["status"], 0);
+    assert_eq!(body["failed_records"][0]["index"], 0);
+
+    let body = server.post_form_base64("/track", &json!([track_event("ok", "u1", "i3", json!({}))]), "&verbose=1").json();
+    assert_eq!(body, json!({"status": 1, "error": null}), "no failed_records when all are stored");
+}
+
+#[test]
+fn record_errors_have_no_empty_field_slot() {
+    let server = TestServer::start(CONFIG);
+    let records = json!([
+        {"$token": TOKEN, "$group_key": "company_id", "$group_id": "acme", "$set": {}, "$unset": ["a"]},
+        {"$token": TOKEN, "$group_key": "company_id", "$group_id": "acme"},
+        "not a record",
+    ]);
+    let body = server.post_form_base64("/groups", &records, "&verbose=1").json();
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("record 0: 2 operations ($set, $unset) in one record"), "{error}");
+    assert!(error.contains("record 1: no operation"), "{error}");
+    assert!(error.contains("record 2: the record is a string"), "{error}");
+    assert!(!error.contains(": :"), "{error}");
+}
+
+#[test]
+fn ndjson_is_accepted_on_track() {
+    let server = TestServer::start(CONFIG);
+    let body = format!(
+        "{}\n{}\n",
+        track_event("a", "u1", "i1", json!({})),
+        track_event("b", "u1", "i2", json!({}))
+    );
+    let reply = server.request("POST", "/track?verbose=1", &[("Content-Type", "application/json")], Some(body.as_bytes()));
+    assert_eq!(reply.json(), json!({"status": 1, "error": null}), "{}", reply.body);
+    assert_eq!(names(&server), vec!["a", "b"]);
+
+    let reply = server.request("POST", "/track", &[("Content-Type", "application/json")], Some(b"{\"event\":\n"));
+    assert_eq!(reply.status, 400);
+    assert!(reply.json()["error"].as_str().unwrap().contains("not valid JSON"), "{}", reply.body);
+}
+
+#[test]
+fn deflate_is_decoded_and_brotli_gets_415() {
+    use std::io::Write;
+
+    let server = TestServer::start(CONFIG);
+    let json = json!([track_event("a", "u1", "i1", json!({}))]).to_string();
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(json.as_bytes()).unwrap();
+    let deflated = encoder.finish().unwrap();
+    let headers = [("Content-Type", "application/json"), ("Content-Encoding", "deflate")];
+    let reply = server.request("POST", "/track?verbose=1", &headers, Some(&deflated));
+    assert_eq!(reply.json(), json!({"status": 1, "error": null}), "{}", reply.body);
+
+    let headers = [("Content-Type", "application/json"), ("Content-Encoding", "br")];
+    let reply = server.request("POST", "/track", &headers, Some(b"\x1b\x00\x00"));
+    assert_eq!(reply.status, 415);
+    let error = reply.json()["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("\"br\""), "{error}");
+    assert!(error.contains("gzip"), "{error}");
+    assert_eq!(names(&server), vec!["a"]);
+}
+
+#[test]
+fn api_errors_are_json() {
+    let server = TestServer::start(CONFIG);
+    let (status, head, body) = server.raw_request("PUT", "/api/group-keys/company_id", &[], b"");
+    assert_eq!(status, 405);
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(body["error"].as_str().unwrap().contains("method PUT is not allowed on /api/group-keys/company_id"), "{body}");
+
+    let (status, head, body) = server.raw_request("GET", "/api/groups/company_id/%FF", &[], b"");
+    assert_eq!(status, 400);
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(body["error"].is_string(), "{body}");
+}
+
+#[test]
+fn cors_on_ingestion_only() {
+    let server = TestServer::start(CONFIG);
+    let preflight = [
+        ("Origin", "https://app.example.com"),
+        ("Access-Control-Request-Method", "POST"),
+        ("Access-Control-Request-Headers", "content-type"),
+    ];
+    for path in ["/track", "/engage/", "/groups", "/import"] {
+        let (status, head, _) = server.raw_request("OPTIONS", path, &preflight, b"");
+        let head = head.to_ascii_lowercase();
+        assert_eq!(status, 204, "{path}: {head}");
+        assert!(head.contains("access-control-allow-origin: *"), "{path}: {head}");
+        assert!(head.contains("access-control-allow-methods: get, post, options"), "{path}: {head}");
+        assert!(head.contains("access-control-allow-headers: content-type"), "{path}: {head}");
+    }
+
+    let data = urlencode(&json!([track_event("a", "u1", "i1", json!({}))]).to_string());
+    let headers = [("Origin", "https://app.example.com"), ("Content-Type", "application/x-www-form-urlencoded")];
+    let (status, head, body) = server.raw_request("POST", "/track", &headers, format!("data={data}").as_bytes());
+    assert_eq!((status, body.as_str()), (200, "1"));
+    assert!(head.to_ascii_lowercase().contains("access-control-allow-origin: *"), "{head}");
+    assert!(server.get_json("/api/requests")["requests"].as_array().unwrap().len() == 1, "a preflight is not an ingestion request");
+
+    let (_, head, _) = server.raw_request("GET", "/api/health", &[("Origin", "https://app.example.com")], b"");
+    assert!(!head.to_ascii_lowercase().contains("access-control-allow-origin"), "{head}");
+}

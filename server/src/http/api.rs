@@ -116,7 +116,8 @@ pub async fn list_group_keys(State(state): State<Arc<AppState>>) -> ApiResult {
 
 /// `POST /api/group-keys` with `{"property", "display_name"?, "set_up_at"?}`: adds a key or
 /// updates one. A new key without `set_up_at` is set up now; an updated key keeps its
-/// set-up time unless one is given.
+/// display name and set-up time unless the body gives them. Adding a deleted key again
+/// lets the config file add it at the next start again.
 pub async fn add_group_key(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let setting: GroupKeySetting = serde_json::from_slice(&body).map_err(|error| {
         ApiError::bad_request(format!(
@@ -143,11 +144,13 @@ pub async fn add_group_key(State(state): State<Arc<AppState>>, body: axum::body:
             ),
         ));
     }
-    let key = GroupKey {
-        display_name: setting.display_name.clone().unwrap_or_else(|| setting.property.clone()),
-        property: setting.property,
-        set_up_at_ms,
+    // Omitted fields keep their stored values; a new key's display name defaults to the property.
+    let display_name = match (&setting.display_name, &existing) {
+        (Some(display_name), _) => display_name.clone(),
+        (None, Some(existing)) => existing.display_name.clone(),
+        (None, None) => setting.property.clone(),
     };
+    let key = GroupKey { display_name, property: setting.property, set_up_at_ms };
     store.upsert_group_key(&key)?;
     log::info!("Group key {:?} set up at {}", key.property, time::format_rfc3339(key.set_up_at_ms));
 
@@ -155,7 +158,8 @@ pub async fn add_group_key(State(state): State<Arc<AppState>>, body: axum::body:
     Ok((status, Json(key_json(&key))).into_response())
 }
 
-/// `DELETE /api/group-keys/{property}`: later events are no longer attributed to it.
+/// `DELETE /api/group-keys/{property}`: later events are no longer attributed to it, and a
+/// restart does not add it again from the config file.
 pub async fn delete_group_key(State(state): State<Arc<AppState>>, Path(property): Path<String>) -> ApiResult {
     if state.store().delete_group_key(&property)? {
         log::info!("Group key {property:?} removed");

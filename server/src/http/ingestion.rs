@@ -7,7 +7,10 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::State;
-use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{
+    AUTHORIZATION, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -29,6 +32,10 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if method == Method::OPTIONS {
+        return with_cors(StatusCode::NO_CONTENT.into_response(), &headers);
+    }
+
     let received_at_ms = time::now_ms();
     let mut log = RequestLog {
         seq: 0,
@@ -69,6 +76,21 @@ pub async fn handle(
 
     log.status = if step.as_ref().is_some_and(|s| s.drop_connection) { None } else { Some(response.status().as_u16()) };
     state.log_request(log);
+    with_cors(response, &headers)
+}
+
+/// Adds the CORS headers that let browser SDKs on any origin send records, as Mixpanel's
+/// ingestion API does. A preflight gets back the headers it requests.
+fn with_cors(mut response: Response, request_headers: &HeaderMap) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+    let allowed = request_headers
+        .get(ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("Content-Type, Content-Encoding, Authorization"));
+    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, allowed);
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     response
 }
 
@@ -83,16 +105,11 @@ async fn process(
     received_at_ms: i64,
     log: &mut RequestLog,
 ) -> Response {
-    let auth = if endpoint == Endpoint::Import { authenticate_import(state, headers, uri.query()) } else { Ok(()) };
-    if let Err(message) = auth {
-        log::info!("Rejected an /import request: {message}");
-        return import_response(StatusCode::UNAUTHORIZED, json!({"code": 401, "error": message, "status": "Unauthorized"}));
-    }
-
     let state = Arc::clone(state);
     let query = uri.query().map(str::to_owned);
     let content_type = header(headers, CONTENT_TYPE.as_str()).map(str::to_owned);
     let content_encoding = header(headers, CONTENT_ENCODING.as_str()).map(str::to_owned);
+    let authorization = header(headers, AUTHORIZATION.as_str()).map(str::to_owned);
 
     let work = tokio::task::spawn_blocking(move || {
         let raw = RawRequest {
@@ -102,7 +119,19 @@ async fn process(
             content_encoding: content_encoding.as_deref(),
             body: &body,
         };
-        let decoded = decode::decode(raw, limit)?;
+        let decoded = decode::decode(raw, limit);
+        if endpoint == Endpoint::Import {
+            // `project_id` may be in the form body, so credentials are checked after decoding.
+            // A body that cannot be decoded is checked with the query string alone, so a
+            // request without valid credentials gets 401 whatever its body.
+            let project_id = match &decoded {
+                Ok(decoded) => decoded.params.project_id.clone(),
+                Err(_) => query_param(query.as_deref(), "project_id"),
+            };
+            authenticate_import(&state, authorization.as_deref(), project_id.as_deref()).map_err(Rejection::Unauthorized)?;
+        }
+        let decoded = decoded.map_err(Rejection::Decode)?;
+
         let token = state.project.token.as_deref();
         let mut store = state.store();
         let outcome = match endpoint {
@@ -110,13 +139,20 @@ async fn process(
             Endpoint::Groups => ingest::ingest_group_records(&mut store, &decoded.records, token, received_at_ms),
             Endpoint::Engage => ingest::ingest_user_records(&mut store, &decoded.records, token, received_at_ms),
         };
-        Ok::<_, DecodeError>((decoded, outcome))
+        Ok::<_, Rejection>((decoded, outcome))
     });
 
     let (decoded, outcome) = match work.await {
         Ok(Ok(done)) => done,
-        Ok(Err(error @ (DecodeError::TooLarge { .. } | DecodeError::TooManyRecords { .. }))) => return too_large(endpoint, &error),
-        Ok(Err(DecodeError::Malformed(message))) => return malformed(endpoint, &message),
+        Ok(Err(Rejection::Unauthorized(message))) => {
+            log::info!("Rejected an /import request: {message}");
+            return import_response(StatusCode::UNAUTHORIZED, json!({"code": 401, "error": message, "status": "Unauthorized"}));
+        }
+        Ok(Err(Rejection::Decode(error @ (DecodeError::TooLarge { .. } | DecodeError::TooManyRecords { .. })))) => {
+            return too_large(endpoint, &error);
+        }
+        Ok(Err(Rejection::Decode(error @ DecodeError::UnsupportedEncoding(_)))) => return unsupported_encoding(endpoint, &error),
+        Ok(Err(Rejection::Decode(DecodeError::Malformed(message)))) => return malformed(endpoint, &message),
         Err(panic) => {
             log::error!("Handling a {} request panicked: {panic}", endpoint.path());
             return server_error(endpoint, "the server failed while handling the request; nothing of it was stored");
@@ -154,21 +190,35 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
+/// The reason a request was not handled.
+enum Rejection {
+    /// `/import` without valid credentials.
+    Unauthorized(String),
+    /// A body that cannot be decoded.
+    Decode(DecodeError),
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query.and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(n, _)| n == name).map(|(_, v)| v.into_owned()))
+}
+
 /// Checks the HTTP Basic credentials of an `/import` request: a service account with
-/// `?project_id=`, or the project secret or token as the user with an empty password.
-fn authenticate_import(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Result<(), String> {
-    let authorization = header(headers, "authorization").ok_or_else(|| {
-        "missing credentials: /import needs HTTP Basic auth with a service account and ?project_id=, or the project secret or token as the user".to_owned()
+/// `project_id` (from the query string or the form body), or the project secret or token as
+/// the user with an empty password. Every message starts with Mixpanel's "Invalid
+/// credentials".
+fn authenticate_import(state: &AppState, authorization: Option<&str>, project_id: Option<&str>) -> Result<(), String> {
+    let authorization = authorization.ok_or_else(|| {
+        "Invalid credentials: the request has no Authorization header; /import needs HTTP Basic auth with a service account and project_id, or the project secret or token as the user".to_owned()
     })?;
     let encoded = authorization
         .strip_prefix("Basic ")
         .or_else(|| authorization.strip_prefix("basic "))
-        .ok_or_else(|| "invalid credentials: the Authorization header must use the Basic scheme".to_owned())?;
+        .ok_or_else(|| "Invalid credentials: the Authorization header must use the Basic scheme".to_owned())?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| "invalid credentials: the Basic credentials are not base64 of user:password".to_owned())?;
+        .ok_or_else(|| "Invalid credentials: the Basic credentials are not base64 of user:password".to_owned())?;
     let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
 
     let project = &state.project;
@@ -176,11 +226,9 @@ fn authenticate_import(state: &AppState, headers: &HeaderMap, query: Option<&str
         if account.secret != password {
             return Err(format!("Invalid credentials: wrong secret for service account {user:?}"));
         }
-        let project_id = query
-            .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(name, _)| name == "project_id").map(|(_, v)| v.into_owned()));
         return match (project_id, &project.project_id) {
-            (None, _) => Err("Invalid credentials: service-account requests need ?project_id=".to_owned()),
-            (Some(given), Some(expected)) if &given != expected => {
+            (None, _) => Err("Invalid credentials: service-account requests need project_id in the query string or the form body".to_owned()),
+            (Some(given), Some(expected)) if given != expected => {
                 Err(format!("Invalid credentials: project_id {given:?} is not this project's"))
             }
             _ => Ok(()),
@@ -236,7 +284,14 @@ fn ingestion_outcome(decoded: &Decoded, outcome: &Outcome) -> Response {
             Value::from(format!("{} of {} records were rejected: {}", failed.len(), decoded.records.len(), details.join("; ")))
         }
     };
-    (StatusCode::OK, axum::Json(json!({"status": status, "error": error}))).into_response()
+    // `failed_records` is groupscope's extension of Mixpanel's verbose shape, in the shape
+    // `/import` uses, so a client can tell which records to fix.
+    let body = if outcome.failed.is_empty() {
+        json!({"status": status, "error": error})
+    } else {
+        json!({"status": status, "error": error, "failed_records": outcome.failed})
+    };
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 fn too_large(endpoint: Endpoint, error: &DecodeError) -> Response {
@@ -245,6 +300,17 @@ fn too_large(endpoint: Endpoint, error: &DecodeError) -> Response {
     match endpoint {
         Endpoint::Import => {
             import_response(status, json!({"code": 413, "error": error.to_string(), "status": "Request Entity Too Large"}))
+        }
+        _ => (status, axum::Json(json!({"status": 0, "error": error.to_string()}))).into_response(),
+    }
+}
+
+fn unsupported_encoding(endpoint: Endpoint, error: &DecodeError) -> Response {
+    log::info!("Rejected a {} request with 415: {error}", endpoint.path());
+    let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    match endpoint {
+        Endpoint::Import => {
+            import_response(status, json!({"code": 415, "error": error.to_string(), "status": "Unsupported Media Type"}))
         }
         _ => (status, axum::Json(json!({"status": 0, "error": error.to_string()}))).into_response(),
     }

@@ -126,8 +126,50 @@ pub fn router(state: std::sync::Arc<AppState>) -> Router {
         .route("/api/data", delete(api::reset_data))
         .merge(crate::web::router())
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(errors_as_json))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Maximum bytes of a plain-text error body that [`errors_as_json`] reads.
+const MAX_PLAIN_ERROR_BYTES: usize = 64 * 1024;
+
+/// Rewrites the plain-text error responses axum produces itself, such as 405 for a method a
+/// route does not serve or 400 for a path that is not valid percent-encoded UTF-8, as
+/// `{"error": …}`, so that every route returns errors as JSON.
+async fn errors_as_json(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_PLAIN_ERROR_BYTES).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = match parts.headers.get(axum::http::header::ALLOW).and_then(|allow| allow.to_str().ok()) {
+        _ if status != StatusCode::METHOD_NOT_ALLOWED => {
+            if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { format!("{text} (path {path})") }
+        }
+        Some(allow) if !allow.is_empty() => format!("method {method} is not allowed on {path}; use {allow}"),
+        // The method router adds `Allow` after this middleware runs, so it is usually absent here.
+        _ => format!("method {method} is not allowed on {path}; the Allow header lists the methods it accepts"),
+    };
+    let mut json = ApiError::new(status, message).into_response();
+    if let Some(allow) = parts.headers.get(axum::http::header::ALLOW) {
+        json.headers_mut().insert(axum::http::header::ALLOW, allow.clone());
+    }
+    json
 }
 
 /// An error of the JSON API: a status and a message, sent as `{"error": message}`.

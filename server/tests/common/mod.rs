@@ -107,6 +107,30 @@ impl TestServer {
         Reply { status: response.status().as_u16(), body: response.body_mut().read_to_string().unwrap(), retry_after }
     }
 
+    /// Sends `method path` with `headers` and `body` over a plain TCP connection, so tests can
+    /// use any method and path bytes. Returns the status, the header block and the body.
+    pub fn raw_request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
+        use std::io::Read;
+
+        let addr = self.server.as_ref().unwrap().addr();
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { unchunk(body) } else { body.to_owned() };
+        (status, head.to_owned(), body)
+    }
+
     pub fn get(&self, path: &str) -> Reply {
         self.request("GET", path, &[], None)
     }
@@ -169,4 +193,19 @@ pub fn track_event(name: &str, distinct_id: &str, insert_id: &str, extra: Value)
         properties[key] = value.clone();
     }
     serde_json::json!({"event": name, "properties": properties})
+}
+
+/// Decodes a chunked HTTP/1.1 body.
+fn unchunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size.min(after.len())]);
+        rest = after.get(size + 2..).unwrap_or("");
+    }
+    out
 }
