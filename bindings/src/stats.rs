@@ -29,6 +29,9 @@ pub struct Stats {
     pub store_resets: u64,
     /// Non-finite floats replaced by `null` in properties.
     pub non_finite_replaced: u64,
+    /// Batches the server acknowledged while reporting an error without naming the
+    /// rejected records.
+    pub partially_rejected_batches: u64,
 }
 
 impl From<groupscope::Stats> for Stats {
@@ -47,6 +50,7 @@ impl From<groupscope::Stats> for Stats {
             dropped_storage_unavailable: stats.dropped_storage_unavailable,
             store_resets: stats.store_resets,
             non_finite_replaced: stats.non_finite_replaced,
+            partially_rejected_batches: stats.partially_rejected_batches,
         }
     }
 }

@@ -18,8 +18,10 @@ use crossbeam_channel::Sender;
 use serde_json::{Map, Value, json};
 
 use crate::completion::{self, Completion};
+use crate::dir_lock::DataDirLock;
 use crate::event::{self, EventContext};
 use crate::groups::{IntoGroupId, validate_group_key};
+use crate::profile::{self, ProfileOperation};
 use crate::protocol::Endpoint;
 use crate::queue::{MemoryQueue, Queue, Record};
 use crate::stats::{Counters, DropReason, DropReport};
@@ -32,6 +34,10 @@ use crate::{Config, Error, GroupIds, Stats};
 
 /// How long dropping a [`Client`] without calling [`Client::shutdown`] waits for delivery.
 const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long [`Client::opt_out`] waits for the worker to clear the queue. The worker applies
+/// commands between requests, so a request in flight can delay it by up to `request_timeout`.
+const OPT_OUT_WAIT: Duration = Duration::from_secs(5);
 
 /// Options of one `track` or `import` call.
 #[derive(Debug, Clone, Default)]
@@ -99,6 +105,8 @@ struct Inner {
     worker: Mutex<WorkerThread>,
     shut_down: AtomicBool,
     shutdown_done: Arc<Completion>,
+    /// The lock on `config.data_dir`, released when the worker stopped or the client is dropped.
+    data_dir_lock: Mutex<Option<DataDirLock>>,
 }
 
 /// State changed by calls, behind one mutex.
@@ -127,7 +135,8 @@ impl Client {
     /// # Errors
     /// [`Error::InvalidConfig`] for an unusable configuration, and [`Error::Storage`] when the
     /// store cannot be opened for a reason other than corruption (for example a read-only
-    /// folder). A corrupt store is not an error: it is moved aside, replaced and reported as a
+    /// folder) or when another client, in this or another process, uses the same `data_dir`.
+    /// A corrupt store is not an error: it is moved aside, replaced and reported as a
     /// [`crate::DropReason::StoreReset`].
     pub fn new(config: Config) -> Result<Client, Error> {
         config.validate()?;
@@ -138,13 +147,18 @@ impl Client {
 
         let mut reports = Vec::new();
         let mut store = None;
+        let data_dir_lock = config
+            .data_dir
+            .as_deref()
+            .map(DataDirLock::acquire)
+            .transpose()?;
         if let Some(data_dir) = &config.data_dir {
             let opened = storage::open(data_dir)?;
             if opened.reset_from.is_some() {
                 shared.stats.store_resets.fetch_add(1, Ordering::Relaxed);
                 reports.push(DropReport {
                     reason: DropReason::StoreReset,
-                    count: 0,
+                    count: opened.salvage.lost_records,
                     insert_ids: Vec::new(),
                 });
             }
@@ -167,6 +181,11 @@ impl Client {
         }
 
         let queue = open_queue(config.data_dir.as_ref(), true)?;
+        // Published here so `stats().queued` counts the stored records as soon as `new` returns.
+        shared
+            .stats
+            .in_worker
+            .store(queue.len() as u64, Ordering::Relaxed);
         let (sender, receiver) = crossbeam_channel::unbounded();
         let worker = Worker::new(
             receiver,
@@ -211,6 +230,7 @@ impl Client {
                 }),
                 shut_down: AtomicBool::new(false),
                 shutdown_done: Completion::new(),
+                data_dir_lock: Mutex::new(data_dir_lock),
             }),
         })
     }
@@ -247,6 +267,41 @@ impl Client {
     ) -> Result<String, Error> {
         self.inner
             .record_event(Endpoint::Import, event, properties, options)
+    }
+
+    /// Enqueues one user-profile update for `distinct_id`: a `/engage` record
+    /// `{"$token", "$distinct_id", "$time", "<operation key>": value}`, with `$time` in ms.
+    ///
+    /// The value shape depends on the operation; see [`ProfileOperation`]. While opted out,
+    /// nothing is enqueued and the call succeeds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDistinctId`] or [`Error::InvalidProperty`] for a value of the wrong
+    /// shape; nothing is enqueued then. [`Error::ShutDown`] after shutdown.
+    pub fn engage(
+        &self,
+        distinct_id: &str,
+        operation: ProfileOperation,
+        value: Value,
+    ) -> Result<(), Error> {
+        self.inner.ensure_running()?;
+        event::validate_distinct_id(distinct_id)?;
+        let value = profile::validate(operation, value)?;
+
+        let core = lock(&self.inner.core);
+        if core.state.opted_out {
+            log::debug!("Opted out; the {} profile update is not sent", operation.key());
+            return Ok(());
+        }
+        let record = event::build_engage(
+            &self.inner.config.token,
+            distinct_id,
+            operation.key(),
+            value,
+            event::now_ms(),
+        );
+        self.inner.enqueue(&core, record);
+        Ok(())
     }
 
     /// Sets the identity and persists it; releases user-profile updates held while anonymous.
@@ -289,6 +344,7 @@ impl Client {
         self.inner.ensure_running()?;
         validate_group_key(key)?;
         let ids = GroupIds::collect(key, ids)?;
+        crate::validate::check_group_id_count(key, ids.len())?;
 
         let mut core = lock(&self.inner.core);
         let mut state = core.state.clone();
@@ -326,6 +382,7 @@ impl Client {
         {
             return Ok(());
         }
+        crate::validate::check_group_id_count(key, state.groups[key].len())?;
         let mut value = Map::new();
         value.insert(key.to_owned(), json!([id.as_str()]));
         let values = vec![(keys::GROUPS, Some(storage::encode_groups(&state.groups)))];
@@ -463,6 +520,12 @@ impl Client {
 
     /// Stops all sending, clears queued records and persists the choice. Group and identity
     /// changes made while opted out are stored but not sent.
+    ///
+    /// The worker clears the queue in call order, after the records enqueued before this call.
+    /// `opt_out` waits up to 5 s for that, so `stats()` shows `queued` 0 and the cleared
+    /// records in `dropped_opted_out` when it returns. The wait ends after 5 s even when a
+    /// request is still in flight, and it is skipped on the worker thread (in the drop
+    /// callback). In both cases the counters catch up once the worker applies the opt-out.
     ///
     /// # Errors
     /// [`Error::Storage`] when the flag could not be persisted.
@@ -672,6 +735,8 @@ impl Inner {
             log::warn!(
                 "The delivery worker is gone; the opt-out flag is persisted but the queue was not cleared"
             );
+        } else if opted_out {
+            self.wait_for_opt_out(core);
         }
         log::info!(
             "{}",
@@ -682,6 +747,22 @@ impl Inner {
             }
         );
         Ok(())
+    }
+
+    /// Waits up to [`OPT_OUT_WAIT`] for the worker to apply the opt-out sent just before.
+    /// A flush queued behind the opt-out completes once the worker cleared the queue.
+    fn wait_for_opt_out(&self, core: MutexGuard<'_, Core>) {
+        let applied = Completion::new();
+        let sent = core.sender.send(Command::Flush(applied.clone())).is_ok();
+        drop(core);
+        if !sent || self.on_worker_thread() {
+            return;
+        }
+        if applied.wait(OPT_OUT_WAIT).is_none() {
+            log::debug!(
+                "The worker did not apply the opt-out within {OPT_OUT_WAIT:?}; stats() shows the cleared records once it does"
+            );
+        }
     }
 
     fn flush(&self, timeout: Duration) -> bool {
@@ -738,6 +819,8 @@ impl Inner {
                 if join.is_some_and(|join| join.join().is_err()) {
                     log::error!("The delivery worker panicked");
                 }
+                // The worker no longer writes the store, so another client may open it.
+                lock(&self.data_dir_lock).take();
                 log::info!("groupscope shut down; everything delivered: {result}");
                 result
             }
@@ -751,6 +834,7 @@ impl Inner {
     }
 
     fn reinit_after_fork(&self) {
+        crate::protocol::reseed_after_fork();
         if self.shut_down.load(Ordering::Acquire) {
             return;
         }

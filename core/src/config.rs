@@ -60,10 +60,19 @@ pub struct Config {
     /// every record as soon as the worker sees it.
     pub flush_interval: Duration,
 
-    /// Maximum records waiting for delivery; past it the oldest are evicted and counted.
+    /// Maximum records waiting for delivery; past it the oldest are evicted and counted in
+    /// [`crate::Stats::dropped_queue_full`].
+    ///
+    /// The default, 1,000,000, fits the backlog of a burst of a million events while the
+    /// worker catches up. An in-memory queue stores each record's encoded bytes plus, by
+    /// estimate, 150 bytes for its `$insert_id`, its header and allocator overhead. A million
+    /// 300-byte events therefore take about 450 MB, and `max_queue_bytes` bounds the encoded
+    /// part. A durable queue keeps its records in the SQLite file, not in memory.
     pub max_queue_records: usize,
 
-    /// Maximum encoded bytes waiting for delivery; past it the oldest are evicted and counted.
+    /// Maximum encoded bytes (compact JSON, before gzip) waiting for delivery; past it the
+    /// oldest are evicted and counted in [`crate::Stats::dropped_queue_full`]. Defaults to
+    /// 512 MiB for a server and 100 MiB for [`Config::mobile`].
     pub max_queue_bytes: usize,
 
     /// Maximum encoded bytes of one `/track`, `/engage` or `/groups` request body, before gzip.
@@ -110,8 +119,8 @@ impl Config {
             batch_size: 50,
             import_batch_size: 2000,
             flush_interval: Duration::from_secs(1),
-            max_queue_records: 100_000,
-            max_queue_bytes: 100 * 1024 * 1024,
+            max_queue_records: 1_000_000,
+            max_queue_bytes: 512 * 1024 * 1024,
             max_request_bytes: 1024 * 1024,
             max_import_request_bytes: 10 * 1000 * 1000,
             request_timeout: Duration::from_secs(10),
@@ -126,12 +135,14 @@ impl Config {
     }
 
     /// Creates a configuration with the defaults of a mobile app: a durable store in
-    /// `data_dir` and a 60 s flush interval. The app calls [`crate::Client::flush`] from its
-    /// background lifecycle hook.
+    /// `data_dir`, a 60 s flush interval and queue caps of 100,000 records and 100 MiB. The
+    /// app calls [`crate::Client::flush`] from its background lifecycle hook.
     pub fn mobile(token: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         Config {
             data_dir: Some(data_dir.into()),
             flush_interval: Duration::from_secs(60),
+            max_queue_records: 100_000,
+            max_queue_bytes: 100 * 1024 * 1024,
             ..Config::new(token)
         }
     }
@@ -169,6 +180,14 @@ impl Config {
             );
         }
         validate_api_host(&self.api_host)?;
+        if let Some(data_dir) = &self.data_dir {
+            if data_dir.as_os_str().is_empty() {
+                return invalid(
+                    "data_dir",
+                    "must not be empty; pass a folder path such as the app's support directory, or None for an in-memory queue".to_owned(),
+                );
+            }
+        }
 
         if !(1..=SDK_BATCH_SIZE).contains(&self.batch_size) {
             return invalid(
@@ -288,6 +307,57 @@ fn validate_api_host(api_host: &str) -> Result<(), Error> {
         return invalid(format!(
             "{api_host:?} must be a scheme and host (with an optional port and path prefix), without spaces, query or fragment"
         ));
+    }
+    let host_and_port = authority.split('/').next().unwrap_or_default();
+    if host_and_port.contains('@') {
+        return invalid(format!(
+            "{api_host:?} contains user information before '@'; use the form \"https://host[:port][/path]\" and pass credentials in import_credentials"
+        ));
+    }
+    validate_host_and_port(api_host, host_and_port)
+}
+
+/// Checks the `host[:port]` part of `api_host`; an IPv6 host is written in brackets.
+fn validate_host_and_port(api_host: &str, host_and_port: &str) -> Result<(), Error> {
+    let invalid = |reason: String| {
+        Err(Error::InvalidConfig {
+            field: "api_host",
+            reason,
+        })
+    };
+    let (host, port) = match host_and_port.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, rest)) => match rest.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => {
+                    return invalid(format!(
+                        "{api_host:?} has text after the IPv6 address; use the form \"http://[::1]:8080\""
+                    ));
+                }
+            },
+            None => {
+                return invalid(format!(
+                    "{api_host:?} has an IPv6 address without a closing ']'"
+                ));
+            }
+        },
+        None => match host_and_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_and_port, None),
+        },
+    };
+    if host.is_empty() {
+        return invalid(format!("{api_host:?} has no host name"));
+    }
+    if let Some(port) = port {
+        let valid = port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|port| port > 0);
+        if !valid {
+            return invalid(format!(
+                "{api_host:?} has the invalid port {port:?}; a port is a number from 1 to 65535, as in \"http://127.0.0.1:8080\""
+            ));
+        }
     }
     Ok(())
 }

@@ -74,7 +74,8 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// The local store could not be opened or written, and the call could not be completed.
+    /// The local store could not be opened or written, or another client holds the lock on the
+    /// same `data_dir`, and the call could not be completed.
     #[error("storage failed at {path}: {message}")]
     Storage {
         /// The database file.

@@ -2,9 +2,9 @@
 //! records and group-profile (`/groups`) records.
 //!
 //! Only what cannot be sent is rejected: an empty or over-long event name, properties that are
-//! not an object, empty property names, unusable times, group ids and distinct_ids. Mixpanel's
-//! server-side limits (fewer than 255 properties, nesting depth 3, strings cut at 255
-//! characters) are left to the server, which truncates or ignores instead of failing the batch.
+//! not an object, empty property names, unusable times, group ids and distinct_ids, and the
+//! event limits the server drops events for, checked in [`crate::validate`]. Strings longer
+//! than 255 characters are left to the server, which truncates them.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -160,7 +160,10 @@ fn time_from_f64(time: f64) -> Result<i64, Error> {
 /// # Errors
 /// The validation errors of [`validate_event_name`], [`properties_object`], [`time_ms`],
 /// [`validate_distinct_id`], plus [`Error::InvalidGroupKey`]/[`Error::InvalidGroupId`] for
-/// per-event groups and [`Error::InvalidProperty`] for a malformed `$insert_id`.
+/// per-event groups and [`Error::InvalidProperty`] for a malformed `$insert_id`. The limit
+/// checks of [`crate::validate`] add [`Error::InvalidTime`] outside the endpoint's time window
+/// and [`Error::InvalidProperty`] for too many properties, a long list, deep nesting or an
+/// event over 1 MB.
 pub(crate) fn build_event(
     endpoint: Endpoint,
     context: &EventContext<'_>,
@@ -196,6 +199,7 @@ pub(crate) fn build_event(
         (None, Some(value)) => time_ms(value)?,
         (None, None) => now_ms(),
     };
+    crate::validate::check_event_time(endpoint, time, now_ms())?;
     merged.insert("time".to_owned(), Value::from(time));
 
     let distinct_id = match (&options.distinct_id, merged.get("distinct_id")) {
@@ -239,6 +243,8 @@ pub(crate) fn build_event(
         Value::String(crate::LIB_VERSION.to_owned()),
     );
 
+    crate::validate::check_event_properties(&merged)?;
+
     let mut body = Map::with_capacity(2);
     body.insert("event".to_owned(), Value::String(event.to_owned()));
     body.insert("properties".to_owned(), Value::Object(merged));
@@ -246,9 +252,16 @@ pub(crate) fn build_event(
     let record = Record {
         endpoint,
         insert_id: Some(insert_id.clone()),
-        body: Value::Object(body).to_string(),
+        body: encode_json(&Value::Object(body)),
     };
+    crate::validate::check_event_size(event, record.body.len())?;
     Ok((record, insert_id))
+}
+
+/// Encodes `value` as compact JSON. Writing into a byte buffer is faster than `Display`, which
+/// goes through `fmt::Write` for every token.
+fn encode_json(value: &Value) -> String {
+    serde_json::to_string(value).expect("a JSON value with string keys always serializes")
 }
 
 /// Builds a user-profile record for `/engage`.
@@ -270,7 +283,7 @@ pub(crate) fn build_engage(
     Record {
         endpoint: Endpoint::Engage,
         insert_id: None,
-        body: Value::Object(body).to_string(),
+        body: encode_json(&Value::Object(body)),
     }
 }
 
@@ -291,7 +304,7 @@ pub(crate) fn build_group_update(
     Record {
         endpoint: Endpoint::Groups,
         insert_id: None,
-        body: Value::Object(body).to_string(),
+        body: encode_json(&Value::Object(body)),
     }
 }
 
@@ -412,9 +425,10 @@ mod tests {
     fn seconds_time_becomes_milliseconds() {
         let supers = Map::new();
         let groups = BTreeMap::new();
+        // /import, because /track rejects times more than 5 days old.
         let options = TrackOptions::default().time(1_700_000_000.25);
         let (record, _) = build_event(
-            Endpoint::Track,
+            Endpoint::Import,
             &context(&supers, &groups),
             "x",
             Value::Null,
@@ -424,7 +438,7 @@ mod tests {
         assert_eq!(properties_of(&record)["time"], 1_700_000_000_250i64);
 
         let (record, _) = build_event(
-            Endpoint::Track,
+            Endpoint::Import,
             &context(&supers, &groups),
             "x",
             json!({"time": 1_700_000_000_123i64}),

@@ -27,21 +27,35 @@ pub mod batch;
 mod client;
 mod completion;
 mod config;
+mod dir_lock;
 mod error;
 mod event;
 pub mod groups;
 pub mod protocol;
+mod profile;
 mod queue;
 mod retry;
+mod salvage;
 mod stats;
 mod storage;
 mod transport;
+mod validate;
 mod worker;
+
+/// The outbound queues, for the benchmarks in `benches/queue.rs`. Not a stable API: it exists
+/// only with the `bench-internals` feature.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench_internals {
+    pub use crate::queue::{MemoryQueue, Queue, QueueError, Record, StoredRecord};
+    pub use crate::storage::SqliteQueue;
+}
 
 pub use client::{Client, GroupHandle, TrackOptions};
 pub use config::{Config, Region};
 pub use error::Error;
 pub use groups::{GroupId, GroupIds};
+pub use profile::ProfileOperation;
 pub use stats::{DropCallback, DropReason, DropReport, Stats};
 
 /// The value of `mp_lib` on every event this library sends.

@@ -1,6 +1,9 @@
 //! Facts of Mixpanel's ingestion protocol shared by the client and the reference server:
 //! endpoints, limits, `$insert_id` and `distinct_id` rules, and time normalisation.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 /// An ingestion endpoint.
@@ -118,9 +121,61 @@ pub fn is_valid_insert_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// Returns a fresh `$insert_id`: a random UUID as 32 lowercase hex digits.
+/// Bumped in a child process after `fork()`, so every thread reseeds its `$insert_id`
+/// generators instead of repeating the parent's sequence.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Per-thread `$insert_id` generators: two 64-bit generators, each seeded from the operating
+/// system's random source when the thread first needs one and again after a fork.
+struct InsertIdRng {
+    generation: u64,
+    high: fastrand::Rng,
+    low: fastrand::Rng,
+}
+
+impl InsertIdRng {
+    fn seeded(generation: u64) -> InsertIdRng {
+        let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+        InsertIdRng {
+            generation,
+            high: fastrand::Rng::with_seed(high),
+            low: fastrand::Rng::with_seed(low),
+        }
+    }
+}
+
+thread_local! {
+    static INSERT_ID_RNG: RefCell<Option<InsertIdRng>> = const { RefCell::new(None) };
+}
+
+/// Makes every thread reseed its `$insert_id` generators; called in a child after `fork()`.
+pub(crate) fn reseed_after_fork() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Returns a fresh `$insert_id`: 128 random bits as 32 lowercase hex digits.
+///
+/// The bits come from a per-thread generator seeded once from the operating system, so a call
+/// makes no system call. After a fork, the child draws new seeds once it calls
+/// `Client::reinit_after_fork`.
 pub fn new_insert_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+
+    let generation = FORK_GENERATION.load(Ordering::Relaxed);
+    let random = INSERT_ID_RNG.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let rng = match slot.as_mut() {
+            Some(rng) if rng.generation == generation => rng,
+            _ => slot.insert(InsertIdRng::seeded(generation)),
+        };
+        (u128::from(rng.high.u64(..)) << 64) | u128::from(rng.low.u64(..))
+    });
+
+    let mut id = String::with_capacity(32);
+    for shift in (0..128).step_by(4).rev() {
+        id.push(char::from(HEX[((random >> shift) & 0xf) as usize]));
+    }
+    id
 }
 
 /// Returns whether Mixpanel rejects `distinct_id` as a placeholder value.

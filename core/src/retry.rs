@@ -8,8 +8,11 @@
 //! | outcome | decision |
 //! |---|---|
 //! | 2xx, body `1`, or verbose `{"status":1}`, or `/import` `{"code":200}` | acknowledge |
+//! | 2xx with `failed_records` | drop the named records, acknowledge the rest |
+//! | 2xx verbose `{"status":1,"error":…}` without `failed_records` | acknowledge, log and count as partly rejected |
 //! | 2xx with body `0` or verbose `{"status":0,"error":…}` | drop as `Rejected` |
 //! | network error, timeout, 408, 429, 5xx | retry after a backoff or `Retry-After` |
+//! | 404, 405 | retry like 5xx, and log at error level that `api_host` looks wrong |
 //! | 413 with more than one record | split the batch in halves |
 //! | 413 with one record | drop as `TooLarge` |
 //! | `/import` 400 with `failed_records` | drop the named records, acknowledge the rest |
@@ -19,8 +22,10 @@
 //! 401 and 403 drop the batch instead of keeping it: a wrong token does not fix itself, and
 //! keeping the records would let one misconfiguration fill the queue until the caps evict
 //! newer, valid records. The drop is logged at error level so the user sees the cause.
+//! 404 and 405 keep the records instead: they mean the host or the path prefix in `api_host`
+//! is wrong, not the data, and the records can be delivered once `api_host` is fixed.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -72,11 +77,27 @@ impl Backoff {
             .unwrap_or(self.max)
             .min(self.max);
         let jitter = jitter.clamp(0.0, 1.0);
-        base.mul_f64(1.0 - JITTER_FRACTION * jitter)
+        // `mul_f64` panics when the product does not fit a `Duration`, which happens for
+        // delays near `Duration::MAX` because the factor is converted through `f64`.
+        Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 - JITTER_FRACTION * jitter))
+            .unwrap_or(base)
     }
 }
 
-/// One record of an `/import` batch that the server rejected under `strict=1`.
+/// How far ahead [`instant_after`] places a deadline whose delay does not fit an `Instant`.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Returns `start + delay`, or an instant about 100 years after `start` when the sum
+/// overflows, so settings such as `Duration::MAX` mean "never" instead of a panic.
+pub(crate) fn instant_after(start: Instant, delay: Duration) -> Instant {
+    start
+        .checked_add(delay)
+        .or_else(|| start.checked_add(FAR_FUTURE))
+        .or_else(|| start.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(start)
+}
+
+/// One record of a batch that the server named in `failed_records`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FailedRecord {
     /// The record's position in the batch, if the server gave it.
@@ -96,6 +117,14 @@ pub(crate) enum Decision {
         delay: Duration,
         /// A short description of the failure, for the log.
         cause: String,
+        /// Whether the status (404 or 405) means the URL is wrong rather than the server busy.
+        wrong_url: bool,
+    },
+    /// The server stored the batch but reported an error without naming the failed records,
+    /// so some records may be lost: acknowledge the batch, and log and count it.
+    AcknowledgePartial {
+        /// The server's error message.
+        message: String,
     },
     /// The body was too large: send the first half of the batch on its own.
     Split,
@@ -113,8 +142,10 @@ pub(crate) enum Decision {
         /// The HTTP status.
         status: u16,
     },
-    /// `/import` ingested the batch except the named records.
+    /// The server ingested the batch except the records named in `failed_records`.
     DropFailedRecords {
+        /// The HTTP status of the response.
+        status: u16,
         /// The records the server named.
         failed: Vec<FailedRecord>,
         /// The server's error message.
@@ -136,13 +167,18 @@ pub(crate) fn decide(
     jitter: f64,
     now: SystemTime,
 ) -> Decision {
-    let retry = |retry_after: Option<&str>, cause: String| {
+    let retry_with = |retry_after: Option<&str>, cause: String, wrong_url: bool| {
         let delay = retry_after
             .and_then(|value| parse_retry_after(value, now))
             .map(|delay| delay.min(MAX_RETRY_AFTER))
             .unwrap_or_else(|| backoff.delay(failures.max(1), jitter));
-        Decision::Retry { delay, cause }
+        Decision::Retry {
+            delay,
+            cause,
+            wrong_url,
+        }
     };
+    let retry = |retry_after: Option<&str>, cause: String| retry_with(retry_after, cause, false);
 
     let (status, retry_after, body) = match outcome {
         Outcome::NetworkError(message) => return retry(None, format!("network error: {message}")),
@@ -157,11 +193,13 @@ pub(crate) fn decide(
     match status {
         200..=299 => decide_success(endpoint, status, body),
         408 | 429 | 500..=599 => retry(retry_after, format!("HTTP {status}")),
+        404 | 405 => retry_with(retry_after, format!("HTTP {status}"), true),
         413 if batch_len > 1 => Decision::Split,
         413 => Decision::DropTooLarge,
         401 | 403 => Decision::DropUnauthorized { status },
         400 if endpoint == Endpoint::Import => match parse_failed_records(body) {
             Some(failed) if !failed.is_empty() => Decision::DropFailedRecords {
+                status,
                 failed,
                 message: error_message(body),
             },
@@ -177,7 +215,8 @@ pub(crate) fn decide(
     }
 }
 
-/// Reads a 2xx body: `1`, `0`, verbose JSON `{"status":1|0,"error":…}` or the `/import` JSON.
+/// Reads a 2xx body: `1`, `0`, verbose JSON `{"status":1|0,"error":…}` or the `/import` JSON,
+/// either of them with `failed_records` when the server rejected some records.
 fn decide_success(endpoint: Endpoint, status: u16, body: &str) -> Decision {
     let trimmed = body.trim();
     if trimmed == "0" {
@@ -186,25 +225,42 @@ fn decide_success(endpoint: Endpoint, status: u16, body: &str) -> Decision {
             message: "the server accepted none of the records (body 0)".to_owned(),
         };
     }
-    if endpoint == Endpoint::Import {
-        return Decision::Acknowledge;
-    }
+    let json = match serde_json::from_str::<Value>(trimmed) {
+        Ok(Value::Object(json)) => Some(json),
+        _ => None,
+    };
 
-    let Ok(Value::Object(json)) = serde_json::from_str::<Value>(trimmed) else {
-        return Decision::Acknowledge;
-    };
-    let rejected = match json.get("status") {
-        Some(Value::Number(n)) => n.as_i64() == Some(0),
-        Some(Value::String(s)) => s == "0" || s.eq_ignore_ascii_case("error"),
-        _ => false,
-    };
+    // Verbose `status` 0 means the server stored none of the records, so the whole batch is
+    // dropped even when `failed_records` names only some of them. `/import` bodies carry
+    // `"status":"OK"` and `code` instead.
+    let rejected = endpoint != Endpoint::Import
+        && json.as_ref().is_some_and(|json| match json.get("status") {
+            Some(Value::Number(n)) => n.as_i64() == Some(0),
+            Some(Value::String(s)) => s == "0" || s.eq_ignore_ascii_case("error"),
+            _ => false,
+        });
     if rejected {
-        Decision::DropRejected {
+        return Decision::DropRejected {
             status,
             message: error_message(body),
-        }
-    } else {
-        Decision::Acknowledge
+        };
+    }
+    if let Some(failed) = parse_failed_records(trimmed).filter(|failed| !failed.is_empty()) {
+        return Decision::DropFailedRecords {
+            status,
+            failed,
+            message: error_message(trimmed),
+        };
+    }
+
+    let Some(json) = json.filter(|_| endpoint != Endpoint::Import) else {
+        return Decision::Acknowledge;
+    };
+    match json.get("error") {
+        Some(Value::Null) | None => Decision::Acknowledge,
+        Some(_) => Decision::AcknowledgePartial {
+            message: error_message(body),
+        },
     }
 }
 
@@ -226,7 +282,8 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Reads `failed_records` from an `/import` 400 body.
+/// Reads `failed_records` from a response body: an `/import` 400 or a verbose 200 of any
+/// endpoint.
 fn parse_failed_records(body: &str) -> Option<Vec<FailedRecord>> {
     let json: Value = serde_json::from_str(body).ok()?;
     let records = json.get("failed_records")?.as_array()?;
@@ -286,7 +343,11 @@ mod tests {
     }
 
     fn retry_delay(delay_secs: u64) -> impl Fn(&Decision) -> bool {
-        move |decision| matches!(decision, Decision::Retry { delay, .. } if *delay == Duration::from_secs(delay_secs))
+        move |decision| matches!(decision, Decision::Retry { delay, wrong_url: false, .. } if *delay == Duration::from_secs(delay_secs))
+    }
+
+    fn wrong_url_retry(delay_secs: u64) -> impl Fn(&Decision) -> bool {
+        move |decision| matches!(decision, Decision::Retry { delay, wrong_url: true, .. } if *delay == Duration::from_secs(delay_secs))
     }
 
     #[test]
@@ -295,6 +356,13 @@ mod tests {
         let http_date =
             httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_030));
         let import_400 = r#"{"code":400,"error":"some data points in the request failed validation","failed_records":[{"index":1,"$insert_id":"b","field":"properties.time","message":"bad"}],"num_records_imported":1,"status":"Bad Request"}"#;
+        let verbose_partial = r#"{"status":1,"error":"1 of 3 records were rejected","failed_records":[{"index":2,"$insert_id":"c","field":"properties.distinct_id","message":"invalid"}]}"#;
+        let named_c = || {
+            vec![FailedRecord {
+                index: Some(2),
+                insert_id: Some("c".into()),
+            }]
+        };
 
         type Check = Box<dyn Fn(&Decision) -> bool>;
         let table: Vec<(&str, Endpoint, Outcome, usize, u32, Check)> = vec![
@@ -326,6 +394,84 @@ mod tests {
                         message: "bad token".into(),
                     }
                 }),
+            ),
+            (
+                "200 verbose failed records track",
+                Track,
+                response(200, None, verbose_partial),
+                3,
+                1,
+                Box::new(move |d| {
+                    *d == Decision::DropFailedRecords {
+                        status: 200,
+                        failed: named_c(),
+                        message: "1 of 3 records were rejected".into(),
+                    }
+                }),
+            ),
+            (
+                "200 verbose failed records engage",
+                Engage,
+                response(200, None, verbose_partial),
+                3,
+                1,
+                Box::new(move |d| matches!(d, Decision::DropFailedRecords { status: 200, .. })),
+            ),
+            (
+                "200 verbose failed records groups",
+                Groups,
+                response(200, None, verbose_partial),
+                3,
+                1,
+                Box::new(move |d| matches!(d, Decision::DropFailedRecords { status: 200, .. })),
+            ),
+            (
+                "200 import failed records",
+                Import,
+                response(200, None, verbose_partial),
+                3,
+                1,
+                Box::new(move |d| matches!(d, Decision::DropFailedRecords { status: 200, .. })),
+            ),
+            (
+                "200 verbose error without failed records",
+                Track,
+                response(
+                    200,
+                    None,
+                    r#"{"status":1,"error":"1 of 3 records were rejected"}"#,
+                ),
+                3,
+                1,
+                Box::new(|d| {
+                    *d == Decision::AcknowledgePartial {
+                        message: "1 of 3 records were rejected".into(),
+                    }
+                }),
+            ),
+            (
+                "200 verbose status 0 with failed records",
+                Track,
+                response(
+                    200,
+                    None,
+                    r#"{"status":0,"error":"all rejected","failed_records":[{"index":0}]}"#,
+                ),
+                3,
+                1,
+                Box::new(|d| matches!(d, Decision::DropRejected { status: 200, .. })),
+            ),
+            (
+                "200 verbose empty failed records",
+                Track,
+                response(
+                    200,
+                    None,
+                    r#"{"status":1,"error":null,"failed_records":[]}"#,
+                ),
+                3,
+                1,
+                Box::new(|d| *d == Decision::Acknowledge),
             ),
             (
                 "200 body 0",
@@ -448,6 +594,7 @@ mod tests {
                 1,
                 Box::new(|d| {
                     *d == Decision::DropFailedRecords {
+                        status: 400,
                         failed: vec![FailedRecord {
                             index: Some(1),
                             insert_id: Some("b".into()),
@@ -481,12 +628,36 @@ mod tests {
                 Box::new(|d| *d == Decision::DropUnauthorized { status: 403 }),
             ),
             (
-                "404",
+                "404 retried as wrong url",
                 Track,
                 response(404, None, "not found"),
                 3,
                 1,
-                Box::new(|d| matches!(d, Decision::DropRejected { status: 404, .. })),
+                Box::new(wrong_url_retry(2)),
+            ),
+            (
+                "405 retried as wrong url",
+                Import,
+                response(405, None, ""),
+                3,
+                2,
+                Box::new(wrong_url_retry(4)),
+            ),
+            (
+                "404 honours retry-after",
+                Groups,
+                response(404, Some("7"), ""),
+                3,
+                1,
+                Box::new(wrong_url_retry(7)),
+            ),
+            (
+                "410 other 4xx",
+                Track,
+                response(410, None, "gone"),
+                3,
+                1,
+                Box::new(|d| matches!(d, Decision::DropRejected { status: 410, .. })),
             ),
         ];
 
@@ -494,6 +665,30 @@ mod tests {
             let decision = decide_now(endpoint, &outcome, batch_len, failures);
             assert!(check(&decision), "case {name:?} gave {decision:?}");
         }
+    }
+
+    #[test]
+    fn backoff_with_maximum_durations() {
+        let backoff = Backoff {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+        };
+        for failures in [1, 2, 31, u32::MAX] {
+            for jitter in [0.0, 0.5, 0.999] {
+                let delay = backoff.delay(failures, jitter);
+                assert!(delay > Duration::from_secs(u64::MAX / 2), "delay {delay:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn instant_after_saturates() {
+        let now = Instant::now();
+        assert_eq!(
+            instant_after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert!(instant_after(now, Duration::MAX) > now + Duration::from_secs(86_400));
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub enum DropReason {
     /// One record alone is larger than the endpoint's request limit, or the server answered
     /// 413 to a batch of one.
     TooLarge,
-    /// The server rejected the records as invalid (HTTP 400, or `/import` `failed_records`).
+    /// The server rejected the records as invalid: HTTP 400 or another 4xx without a more
+    /// specific reason, a 2xx with body `0` or verbose `status` 0, or the records named in a
+    /// response's `failed_records`.
     Rejected {
         /// The HTTP status.
         status: u16,
@@ -93,6 +95,10 @@ pub struct Stats {
     pub store_resets: u64,
     /// Non-finite floats replaced by `null` in properties.
     pub non_finite_replaced: u64,
+    /// Batches the server stored while returning an error without `failed_records`, so an
+    /// unknown number of their records may have been rejected. Their records are counted in
+    /// `delivered`.
+    pub partially_rejected_batches: u64,
 }
 
 /// The live counters behind [`Stats`], shared by the client and the worker.
@@ -114,6 +120,7 @@ pub(crate) struct Counters {
     pub dropped_storage_unavailable: AtomicU64,
     pub store_resets: AtomicU64,
     pub non_finite_replaced: AtomicU64,
+    pub partially_rejected_batches: AtomicU64,
 }
 
 impl Counters {
@@ -148,6 +155,7 @@ impl Counters {
             dropped_storage_unavailable: load(&self.dropped_storage_unavailable),
             store_resets: load(&self.store_resets),
             non_finite_replaced: load(&self.non_finite_replaced),
+            partially_rejected_batches: load(&self.partially_rejected_batches),
         }
     }
 }

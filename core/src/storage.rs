@@ -9,7 +9,8 @@
 //!
 //! The schema version is kept in `PRAGMA user_version`; [`upgrade`] runs one step per version.
 //! A file that SQLite cannot read as a database is moved aside to
-//! `groupscope.sqlite3.corrupt-<unix ms>` and replaced by an empty store.
+//! `groupscope.sqlite3.corrupt-<unix ms>` and replaced by a new store, into which
+//! [`crate::salvage`] copies the rows that are still readable.
 //!
 //! Queue rows carry the owner id of the [`SqliteQueue`] that appended them, a random number
 //! drawn when the queue is opened. A worker only reads and deletes its own rows, so a child
@@ -28,6 +29,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use crate::Error;
+use crate::salvage::{self, Salvage};
 use crate::groups::GroupIds;
 use crate::protocol::Endpoint;
 use crate::queue::{Queue, QueueError, Record, StoredRecord, endpoint_index};
@@ -113,6 +115,8 @@ pub(crate) struct OpenedStore {
     pub state: StateStore,
     /// Whether a corrupt file was moved aside and replaced.
     pub reset_from: Option<PathBuf>,
+    /// What was recovered from the corrupt file, when there was one.
+    pub salvage: Salvage,
 }
 
 /// Returns the store path inside `data_dir`.
@@ -141,19 +145,28 @@ pub(crate) fn open(data_dir: &Path) -> Result<OpenedStore, Error> {
         Ok(conn) => Ok(OpenedStore {
             state: StateStore { conn, path },
             reset_from: None,
+            salvage: Salvage::default(),
         }),
         Err(error) if is_corrupt(&error) => {
             let moved_to = move_aside(&path)?;
             log::error!(
-                "The store {} is not a readable database ({error}); moved it to {} and started an empty store. Its queued records and state are lost.",
+                "The store {} is not a readable database ({error}); moved it to {} and started a new store with what could be recovered.",
                 path.display(),
                 moved_to.display()
             );
             let conn =
                 open_connection(&path, Synchronous::Full).map_err(|e| Error::storage(&path, e))?;
+            let salvage = salvage::recover(&moved_to, &conn);
+            log::error!(
+                "Recovered {} queued records from {}; about {} could not be read and are lost.",
+                salvage.recovered_records,
+                moved_to.display(),
+                salvage.lost_records
+            );
             Ok(OpenedStore {
                 state: StateStore { conn, path },
                 reset_from: Some(moved_to),
+                salvage,
             })
         }
         Err(error) => Err(Error::storage(&path, error)),
@@ -422,11 +435,14 @@ fn decode_groups(value: &str) -> Option<BTreeMap<String, GroupIds>> {
 }
 
 /// The durable queue, owned by the worker thread.
-pub(crate) struct SqliteQueue {
+pub struct SqliteQueue {
     conn: Connection,
     path: PathBuf,
     owner: i64,
+    /// Queued records per endpoint, kept in step with every write.
     len: [usize; 4],
+    /// Total `bytes` of the queued records, kept in step with every write.
+    bytes: usize,
 }
 
 impl SqliteQueue {
@@ -435,7 +451,7 @@ impl SqliteQueue {
     ///
     /// # Errors
     /// [`Error::Storage`] when the file cannot be opened.
-    pub(crate) fn open(data_dir: &Path, claim_all: bool) -> Result<SqliteQueue, Error> {
+    pub fn open(data_dir: &Path, claim_all: bool) -> Result<SqliteQueue, Error> {
         let path = store_path(data_dir);
         let conn =
             open_connection(&path, Synchronous::Normal).map_err(|e| Error::storage(&path, e))?;
@@ -453,6 +469,7 @@ impl SqliteQueue {
             path,
             owner,
             len: [0; 4],
+            bytes: 0,
         };
         queue
             .recount()
@@ -462,16 +479,22 @@ impl SqliteQueue {
 
     fn recount(&mut self) -> rusqlite::Result<()> {
         self.len = [0; 4];
-        let mut statement = self
-            .conn
-            .prepare("SELECT endpoint, COUNT(*) FROM queue WHERE owner = ?1 GROUP BY endpoint")?;
+        self.bytes = 0;
+        let mut statement = self.conn.prepare(
+            "SELECT endpoint, COUNT(*), COALESCE(SUM(bytes), 0) FROM queue WHERE owner = ?1 GROUP BY endpoint",
+        )?;
         let rows = statement.query_map(params![self.owner], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
         })?;
         for row in rows {
-            let (endpoint, count) = row?;
+            let (endpoint, count, bytes) = row?;
             if let Some(endpoint) = Endpoint::from_name(&endpoint) {
                 self.len[endpoint_index(endpoint)] = count as usize;
+                self.bytes += bytes as usize;
             }
         }
         Ok(())
@@ -517,27 +540,57 @@ impl SqliteQueue {
         Ok(out)
     }
 
-    fn delete(&mut self, ids: &[i64]) -> rusqlite::Result<()> {
+    /// Deletes the rows with the given ids in one transaction and returns the endpoint and
+    /// size of each deleted row.
+    ///
+    /// Ids that form a run of consecutive integers are deleted with one range statement over
+    /// the primary key, so an acknowledged batch costs one statement, not one per record.
+    fn delete(&mut self, ids: &[i64]) -> rusqlite::Result<Vec<(String, i64)>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+
+        let mut deleted = Vec::with_capacity(ids.len());
         let tx = self.conn.transaction()?;
         {
-            let mut statement =
-                tx.prepare_cached("DELETE FROM queue WHERE id = ?1 AND owner = ?2")?;
-            for id in ids {
-                statement.execute(params![id, self.owner])?;
+            let mut statement = tx.prepare_cached(
+                "DELETE FROM queue WHERE owner = ?1 AND id BETWEEN ?2 AND ?3 RETURNING endpoint, bytes",
+            )?;
+            for (first, last) in consecutive_runs(&ids) {
+                let rows = statement.query_map(params![self.owner, first, last], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?;
+                for row in rows {
+                    deleted.push(row?);
+                }
             }
         }
-        tx.commit()
+        tx.commit()?;
+        Ok(deleted)
     }
 
-    fn total_bytes(&self) -> rusqlite::Result<usize> {
-        self.conn
-            .query_row(
-                "SELECT COALESCE(SUM(bytes), 0) FROM queue WHERE owner = ?1",
-                params![self.owner],
-                |row| row.get::<_, i64>(0),
-            )
-            .map(|n| n as usize)
+    /// Subtracts deleted rows from the in-memory counts.
+    fn forget(&mut self, deleted: &[(String, i64)]) {
+        for (endpoint, bytes) in deleted {
+            if let Some(endpoint) = Endpoint::from_name(endpoint) {
+                let len = &mut self.len[endpoint_index(endpoint)];
+                *len = len.saturating_sub(1);
+            }
+            self.bytes = self.bytes.saturating_sub(*bytes as usize);
+        }
     }
+}
+
+/// Splits sorted, deduplicated ids into runs of consecutive integers, as `(first, last)`.
+fn consecutive_runs(ids: &[i64]) -> Vec<(i64, i64)> {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &id in ids {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == id => *last = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    runs
 }
 
 /// Returns a random positive owner id. It comes from the operating system's random source,
@@ -570,6 +623,7 @@ impl Queue for SqliteQueue {
         result.map_err(|e| self.transient(e))?;
         for record in records {
             self.len[endpoint_index(record.endpoint)] += 1;
+            self.bytes += record.body.len();
         }
         Ok(())
     }
@@ -583,8 +637,9 @@ impl Queue for SqliteQueue {
     }
 
     fn remove(&mut self, ids: &[i64]) -> Result<(), QueueError> {
-        self.delete(ids).map_err(|e| self.transient(e))?;
-        self.recount().map_err(|e| self.transient(e))
+        let deleted = self.delete(ids).map_err(|e| self.transient(e))?;
+        self.forget(&deleted);
+        Ok(())
     }
 
     fn evict_to_fit(
@@ -593,7 +648,7 @@ impl Queue for SqliteQueue {
         max_bytes: usize,
     ) -> Result<Vec<StoredRecord>, QueueError> {
         let count = self.len();
-        let bytes = self.total_bytes().map_err(|e| self.transient(e))?;
+        let bytes = self.bytes;
         if count <= max_records && bytes <= max_bytes {
             return Ok(Vec::new());
         }
@@ -639,6 +694,7 @@ impl Queue for SqliteQueue {
             .execute("DELETE FROM queue WHERE owner = ?1", params![self.owner])
             .map_err(|e| self.transient(e))?;
         self.len = [0; 4];
+        self.bytes = 0;
         Ok(all)
     }
 
@@ -791,5 +847,80 @@ mod tests {
             .err()
             .expect("a newer schema must be rejected");
         assert!(error.to_string().contains("schema version 99"), "{error}");
+    }
+
+    #[test]
+    fn sqlite_queue_removes_batch_with_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        open(dir.path()).unwrap();
+        let mut queue = SqliteQueue::open(dir.path(), true).unwrap();
+        let records: Vec<Record> = (0..200).map(|i| record(&format!("r{i}"))).collect();
+        queue.append(&records).unwrap();
+
+        let front = queue.front(Endpoint::Track, 50).unwrap();
+        let accepted: Vec<i64> = front
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 7 != 3)
+            .map(|(_, stored)| stored.id)
+            .collect();
+        queue.remove(&accepted).unwrap();
+
+        let left: Vec<String> = queue
+            .front(Endpoint::Track, 10)
+            .unwrap()
+            .into_iter()
+            .map(|stored| stored.record.body)
+            .collect();
+        assert_eq!(
+            left,
+            ["r3", "r10", "r17", "r24", "r31", "r38", "r45", "r50", "r51", "r52"]
+        );
+        assert_eq!(queue.len(), 200 - accepted.len());
+        assert_eq!(queue.len_for(Endpoint::Track), 200 - accepted.len());
+
+        let reopened = SqliteQueue::open(dir.path(), true).unwrap();
+        assert_eq!(reopened.len(), queue.len(), "in-memory counts match the file");
+        assert_eq!(reopened.bytes, queue.bytes, "in-memory byte total matches the file");
+    }
+
+    #[test]
+    fn consecutive_runs_split_at_gaps() {
+        assert_eq!(consecutive_runs(&[]), []);
+        assert_eq!(consecutive_runs(&[4]), [(4, 4)]);
+        assert_eq!(
+            consecutive_runs(&[1, 2, 3, 5, 6, 9]),
+            [(1, 3), (5, 6), (9, 9)]
+        );
+    }
+
+    #[test]
+    fn queue_statements_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        open(dir.path()).unwrap();
+        let queue = SqliteQueue::open(dir.path(), true).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut statement = queue
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let details: Vec<String> = statement
+                .query_map([], |row| row.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            details.join("; ")
+        };
+
+        let delete = plan("DELETE FROM queue WHERE owner = 1 AND id BETWEEN 1 AND 50");
+        assert!(delete.starts_with("SEARCH"), "{delete}");
+        assert!(delete.contains("id>? AND id<?"), "{delete}");
+        let front = plan(
+            "SELECT id, endpoint, insert_id, body FROM queue WHERE owner = 1 AND endpoint = 'track' ORDER BY id LIMIT 50",
+        );
+        assert!(front.contains("queue_owner_endpoint"), "{front}");
+        assert!(!front.contains("TEMP B-TREE"), "{front}");
+        let oldest = plan("SELECT MIN(id) FROM queue WHERE owner = 1");
+        assert!(oldest.contains("queue_owner_id"), "{oldest}");
     }
 }

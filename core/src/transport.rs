@@ -78,16 +78,21 @@ fn percent_encode(value: &str) -> String {
     out
 }
 
+/// The maximum request timeout passed to `ureq`. ureq 3.5 panics when the timeout added to the
+/// current instant overflows, as `Duration::MAX` does.
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
+
 /// Sends requests with `ureq`.
 pub(crate) struct HttpTransport {
     agent: ureq::Agent,
 }
 
 impl HttpTransport {
-    /// Creates a transport whose requests, connection included, end after `timeout`.
+    /// Creates a transport whose requests, connection included, end after `timeout`, capped
+    /// at [`MAX_REQUEST_TIMEOUT`].
     pub(crate) fn new(timeout: Duration) -> Self {
         let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
+            .timeout_global(Some(timeout.min(MAX_REQUEST_TIMEOUT)))
             .http_status_as_error(false)
             .proxy(None)
             .max_redirects(0)

@@ -37,6 +37,10 @@ pub(crate) const THREAD_NAME: &str = "groupscope-worker";
 /// How often the worker retries writing records that the store rejected.
 const STORAGE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long the worker lets records accumulate after a burst of records that did not fill a
+/// batch. It bounds the extra delay of a record; flushes and shutdowns are not delayed.
+const COALESCE_DELAY: Duration = Duration::from_millis(1);
+
 /// How many commands the worker handles before it stores what it received and sends.
 const MAX_COMMANDS_PER_BURST: usize = 10_000;
 
@@ -261,12 +265,24 @@ impl Worker {
             "The delivery worker started with {} queued records",
             self.queue.len()
         );
-        if self.queue.len() > 0 && !self.opted_out {
-            self.timer = Some(Instant::now() + self.settings.flush_interval);
+        if !self.queue.is_empty() && !self.opted_out {
+            self.timer = Some(retry::instant_after(
+                Instant::now(),
+                self.settings.flush_interval,
+            ));
         }
         self.publish_queued();
 
+        // Whether the last burst contained only records.
+        let mut idle_records = false;
         loop {
+            if idle_records && self.waiters.is_empty() && !self.wants_cycle(Instant::now()) {
+                // Records trickle in one call at a time. While this thread sleeps instead of
+                // waiting on the channel, callers' sends do not wake it, and the records that
+                // accumulate are stored in one transaction.
+                std::thread::sleep(COALESCE_DELAY);
+            }
+
             let received = match self.next_deadline() {
                 Some(deadline) => self.receiver.recv_deadline(deadline),
                 None => self
@@ -274,15 +290,21 @@ impl Worker {
                     .recv()
                     .map_err(|_| RecvTimeoutError::Disconnected),
             };
+            idle_records = false;
             match received {
                 Ok(command) => {
+                    let mut records_only = matches!(command, Command::Enqueue(_));
                     self.handle(command);
                     for _ in 0..MAX_COMMANDS_PER_BURST {
                         match self.receiver.try_recv() {
-                            Ok(command) => self.handle(command),
+                            Ok(command) => {
+                                records_only &= matches!(command, Command::Enqueue(_));
+                                self.handle(command);
+                            }
                             Err(_) => break,
                         }
                     }
+                    idle_records = records_only;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -314,14 +336,15 @@ impl Worker {
         if !self.overflow.is_empty() {
             consider(
                 self.last_storage_attempt
-                    .map_or(now, |t| t + STORAGE_RETRY_INTERVAL),
+                    .map_or(now, |t| retry::instant_after(t, STORAGE_RETRY_INTERVAL)),
             );
         }
-        if !self.opted_out && self.queue.len() > 0 {
+        if !self.opted_out && !self.queue.is_empty() {
             let ready = if self.cycle_attempts.is_some() || self.wants_cycle(now) {
                 now
             } else {
-                self.timer.unwrap_or(now + self.settings.flush_interval)
+                self.timer
+                    .unwrap_or_else(|| retry::instant_after(now, self.settings.flush_interval))
             };
             consider(self.retry_at.map_or(ready, |at| at.max(ready)));
         }
@@ -406,6 +429,7 @@ impl Worker {
         if count > 0 {
             self.shared.report(DropReason::OptedOut, count, insert_ids);
         }
+        self.publish_queued();
         for waiter in self.waiters.drain(..) {
             waiter.done.complete(true);
         }
@@ -431,7 +455,10 @@ impl Worker {
         match self.queue.append(&records) {
             Ok(()) => {
                 if !records.is_empty() && self.timer.is_none() {
-                    self.timer = Some(Instant::now() + self.settings.flush_interval);
+                    self.timer = Some(retry::instant_after(
+                        Instant::now(),
+                        self.settings.flush_interval,
+                    ));
                 }
                 let newest = self.queue.newest_id();
                 for waiter in self.waiters.iter_mut().filter(|w| w.overflow_pending) {
@@ -488,7 +515,7 @@ impl Worker {
 
     /// Sends at most one request if a cycle runs or should start.
     fn step(&mut self) {
-        if self.opted_out || self.queue.len() == 0 {
+        if self.opted_out || self.queue.is_empty() {
             if self.cycle_attempts.is_some() {
                 self.end_cycle();
             }
@@ -522,7 +549,7 @@ impl Worker {
             return;
         };
         self.send_batch(endpoint);
-        if self.queue.len() == 0 {
+        if self.queue.is_empty() {
             self.end_cycle();
         }
     }
@@ -532,13 +559,13 @@ impl Worker {
     fn end_cycle(&mut self) {
         self.cycle_attempts = None;
         self.settle_waiters();
-        if self.queue.len() > 0 {
+        if !self.queue.is_empty() {
             for waiter in self.waiters.drain(..) {
                 waiter.done.complete(false);
             }
             let now = Instant::now();
             if self.timer.is_none_or(|timer| timer <= now) {
-                self.timer = Some(now + self.settings.flush_interval);
+                self.timer = Some(retry::instant_after(now, self.settings.flush_interval));
             }
         } else {
             self.timer = None;
@@ -554,7 +581,7 @@ impl Worker {
             Ok(records) => records,
             Err(error) => {
                 log::warn!("Could not read the queue: {error}; retrying later");
-                self.retry_at = Some(Instant::now() + STORAGE_RETRY_INTERVAL);
+                self.retry_at = Some(retry::instant_after(Instant::now(), STORAGE_RETRY_INTERVAL));
                 self.end_cycle();
                 return;
             }
@@ -620,12 +647,33 @@ impl Worker {
             Decision::Acknowledge => {
                 self.settle_sent(batch.to_vec());
             }
-            Decision::Retry { delay, cause } => {
+            Decision::AcknowledgePartial { message } => {
+                self.shared
+                    .stats
+                    .partially_rejected_batches
+                    .fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "{} stored a batch of {count} records but returned the error {message:?} without failed_records, so some of them may be lost",
+                    endpoint.path()
+                );
+                self.settle_sent(batch.to_vec());
+            }
+            Decision::Retry {
+                delay,
+                cause,
+                wrong_url,
+            } => {
                 self.failures += 1;
                 self.shared.stats.retried.fetch_add(1, Ordering::Relaxed);
-                self.retry_at = Some(Instant::now() + delay);
+                self.retry_at = Some(retry::instant_after(Instant::now(), delay));
                 let attempts = self.cycle_attempts.map_or(1, |a| a + 1);
                 self.cycle_attempts = Some(attempts);
+                if wrong_url && attempts == 1 {
+                    log::error!(
+                        "{} answered {cause}, so the host or path prefix is wrong; check api_host. The records stay queued and are retried",
+                        self.settings.urls[index]
+                    );
+                }
                 log::warn!(
                     "Sending {count} records to {} failed ({cause}); attempt {attempts} of {} in this cycle, next try in {delay:?}",
                     endpoint.path(),
@@ -666,7 +714,11 @@ impl Worker {
                 self.retry_at = None;
                 self.drop_reported(batch.to_vec(), DropReason::Unauthorized { status }, true);
             }
-            Decision::DropFailedRecords { failed, message } => {
+            Decision::DropFailedRecords {
+                status,
+                failed,
+                message,
+            } => {
                 let mut accepted = Vec::new();
                 let mut rejected = Vec::new();
                 for (i, stored) in batch.iter().enumerate() {
@@ -681,14 +733,7 @@ impl Worker {
                     }
                 }
                 self.settle_sent(accepted);
-                self.drop_reported(
-                    rejected,
-                    DropReason::Rejected {
-                        status: 400,
-                        message,
-                    },
-                    true,
-                );
+                self.drop_reported(rejected, DropReason::Rejected { status, message }, true);
             }
         }
 
@@ -792,7 +837,7 @@ impl Worker {
             }
             self.store_incoming();
             self.settle_waiters();
-            if self.opted_out || self.queue.len() == 0 {
+            if self.opted_out || self.queue.is_empty() {
                 break;
             }
 

@@ -90,6 +90,149 @@ fn error_messages_name_the_value() {
 }
 
 #[test]
+fn invalid_api_host_error_names_value() {
+    let mut config = Config::new("t");
+    config.api_host = "http://127.0.0.1:99999".to_owned();
+    let message = config.validate().unwrap_err().to_string();
+    assert!(message.contains("http://127.0.0.1:99999"), "{message}");
+    assert!(message.contains("1 to 65535"), "{message}");
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn event_limits_are_rejected_before_enqueue() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+    let now = now_secs();
+    let day = 86_400.0;
+
+    let many_properties: serde_json::Map<String, Value> =
+        (0..255).map(|i| (format!("p{i}"), json!(i))).collect();
+    let deep = json!({"a": {"b": {"c": {"d": {"e": 1}}}}});
+    let large = json!({"blob": "x".repeat(1024 * 1024)});
+
+    type Case = (&'static str, Value, TrackOptions, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "6 days old",
+            Value::Null,
+            TrackOptions::default().time(now - 6.0 * day),
+            "Client::import",
+        ),
+        (
+            "2 hours ahead",
+            Value::Null,
+            TrackOptions::default().time(now + 7200.0),
+            "future",
+        ),
+        (
+            "255 properties",
+            Value::Object(many_properties),
+            TrackOptions::default(),
+            "fewer than 255",
+        ),
+        (
+            "long list",
+            json!({"tags": vec![0; 255]}),
+            TrackOptions::default(),
+            "\"tags\"",
+        ),
+        (
+            "long per-event group list",
+            Value::Null,
+            TrackOptions::default().group("company_id", json!((0..255).collect::<Vec<_>>())),
+            "\"company_id\"",
+        ),
+        ("deep nesting", deep, TrackOptions::default(), "\"a\""),
+        ("over 1 MB", large, TrackOptions::default(), "bytes"),
+    ];
+    for (case, properties, options, expected) in cases {
+        let error = client.track("e", properties, options).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains(expected), "{case}: {message}");
+    }
+    assert_eq!(client.stats().enqueued, 0, "nothing is enqueued");
+
+    client
+        .import(
+            "old",
+            Value::Null,
+            TrackOptions::default().time(now - 30.0 * day),
+        )
+        .expect("/import accepts events older than 5 days");
+    let before_1971 = client.import("e", Value::Null, TrackOptions::default().time(1000.0));
+    assert!(
+        matches!(before_1971, Err(Error::InvalidTime { .. })),
+        "{before_1971:?}"
+    );
+    client
+        .track(
+            "recent",
+            Value::Null,
+            TrackOptions::default().time(now - 4.0 * day),
+        )
+        .expect("/track accepts 4 days old");
+    client
+        .track(
+            "nested 3",
+            json!({"a": {"b": {"c": {"d": 1}}}}),
+            TrackOptions::default(),
+        )
+        .expect("3 levels of nesting are accepted");
+    assert_eq!(client.stats().enqueued, 3);
+}
+
+#[test]
+fn super_properties_count_toward_limit() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+    let registered: serde_json::Map<String, Value> =
+        (0..200).map(|i| (format!("super{i}"), json!(i))).collect();
+    client.register(Value::Object(registered)).unwrap();
+
+    let call_site: serde_json::Map<String, Value> =
+        (0..60).map(|i| (format!("call{i}"), json!(i))).collect();
+    let error = client
+        .track("e", Value::Object(call_site), TrackOptions::default())
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidProperty { .. }), "{error}");
+    assert_eq!(client.stats().enqueued, 0);
+}
+
+#[test]
+fn group_id_count_is_capped() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&server, Some(dir.path()));
+    config.flush_interval = Duration::from_secs(60);
+    {
+        let client = Client::new(config.clone()).unwrap();
+        let error = client.set_group("company_id", 0..255).unwrap_err();
+        assert!(error.to_string().contains("company_id"), "{error}");
+        assert!(client.groups().is_empty(), "nothing is stored");
+
+        client.set_group("company_id", 0..254).unwrap();
+        let error = client.add_group("company_id", 1000).unwrap_err();
+        assert!(error.to_string().contains("remove_group"), "{error}");
+        assert_eq!(client.groups()["company_id"].len(), 254);
+        client.shutdown(Duration::from_millis(100));
+    }
+
+    let client = Client::new(config).unwrap();
+    assert_eq!(
+        client.groups()["company_id"].len(),
+        254,
+        "the rejected id was not persisted"
+    );
+}
+
+#[test]
 fn invalid_config_is_rejected() {
     let server = Server::start();
     let base = config(&server, None);
@@ -107,6 +250,42 @@ fn invalid_config_is_rejected() {
             Box::new(|c| c.api_host = "127.0.0.1:8080".to_owned()),
         ),
         ("api_host", Box::new(|c| c.api_host = "http://".to_owned())),
+        (
+            "api_host",
+            Box::new(|c| c.api_host = "http://127.0.0.1:99999".to_owned()),
+        ),
+        (
+            "api_host",
+            Box::new(|c| c.api_host = "http://127.0.0.1:abc".to_owned()),
+        ),
+        (
+            "api_host",
+            Box::new(|c| c.api_host = "http://127.0.0.1:/prefix".to_owned()),
+        ),
+        (
+            "api_host",
+            Box::new(|c| c.api_host = "http://user@127.0.0.1".to_owned()),
+        ),
+        (
+            "api_host",
+            Box::new(|c| c.api_host = "http://user:secret@127.0.0.1:8080".to_owned()),
+        ),
+        (
+            "api_host",
+            Box::new(|c| c.api_host = "http://127.0.0.1/?verbose=0".to_owned()),
+        ),
+        (
+            "api_host",
+            Box::new(|c| c.api_host = "http://127.0.0.1#fragment".to_owned()),
+        ),
+        (
+            "api_host",
+            Box::new(|c| c.api_host = "http://[::1".to_owned()),
+        ),
+        (
+            "data_dir",
+            Box::new(|c| c.data_dir = Some(std::path::PathBuf::new())),
+        ),
         ("batch_size", Box::new(|c| c.batch_size = 0)),
         ("batch_size", Box::new(|c| c.batch_size = 51)),
         (
@@ -160,6 +339,8 @@ fn config_accepts_regions_and_http_hosts() {
         "https://api.mixpanel.com",
         "http://127.0.0.1:8080",
         "http://localhost:1/prefix/",
+        "http://[::1]:8080/prefix",
+        "http://localhost:65535",
     ] {
         let mut config = Config::new("t");
         config.api_host = host.to_owned();

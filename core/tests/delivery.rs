@@ -513,3 +513,167 @@ fn flush_inside_drop_callback_returns_at_once() {
     );
     assert!(waits[0].1 < Duration::from_secs(1));
 }
+
+#[test]
+fn verbose_failed_records_drop_named_records() {
+    let server = Server::start();
+    server.script([
+        Reply::status(
+            200,
+            r#"{"status":1,"error":"1 of 3 records were rejected","failed_records":[{"index":1,"$insert_id":"track-1","field":"properties.distinct_id","message":"invalid"}]}"#,
+        ),
+        Reply::status(
+            200,
+            r#"{"status":1,"error":"1 of 2 records were rejected","failed_records":[{"index":0,"field":"$set","message":"invalid"}]}"#,
+        ),
+    ]);
+    let drops = Drops::default();
+    let mut config = config(&server, None);
+    config.on_drop = Some(drops.callback());
+    config.flush_interval = Duration::from_secs(60);
+    let client = Client::new(config).unwrap();
+
+    for i in 0..3 {
+        client
+            .track(
+                "e",
+                json!({ "$insert_id": format!("track-{i}") }),
+                TrackOptions::default(),
+            )
+            .unwrap();
+    }
+    let group = client.group("company_id", "acme").unwrap();
+    group.set(json!({"plan": "free"})).unwrap();
+    group.set(json!({"plan": "paid"})).unwrap();
+    assert!(client.flush(FLUSH));
+
+    let paths: Vec<String> = server
+        .received()
+        .iter()
+        .map(|r| r.path().to_owned())
+        .collect();
+    assert_eq!(paths, ["/track", "/groups"], "nothing is resent");
+
+    let reports = drops.reports();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert_eq!(
+        reports[0].reason,
+        DropReason::Rejected {
+            status: 200,
+            message: "1 of 3 records were rejected".to_owned()
+        }
+    );
+    assert_eq!(reports[0].insert_ids, ["track-1"]);
+    assert_eq!(reports[1].count, 1);
+
+    let stats = client.stats();
+    assert_eq!(stats.delivered, 3, "two events and one group update");
+    assert_eq!(stats.dropped_rejected, 2);
+    assert_eq!(stats.partially_rejected_batches, 0);
+    assert_eq!(stats.queued, 0);
+}
+
+#[test]
+fn verbose_error_without_failed_records_is_counted() {
+    let server = Server::start();
+    server.script([Reply::status(
+        200,
+        r#"{"status":1,"error":"1 of 2 records were rejected"}"#,
+    )]);
+    let drops = Drops::default();
+    let mut config = config(&server, None);
+    config.on_drop = Some(drops.callback());
+    config.flush_interval = Duration::from_secs(60);
+    let client = Client::new(config).unwrap();
+
+    for _ in 0..2 {
+        client
+            .track("e", Value::Null, TrackOptions::default())
+            .unwrap();
+    }
+    assert!(client.flush(FLUSH));
+
+    let stats = client.stats();
+    assert_eq!(stats.partially_rejected_batches, 1);
+    assert_eq!(
+        stats.delivered, 2,
+        "the server does not say which were lost"
+    );
+    assert_eq!(stats.queued, 0);
+    assert!(drops.reports().is_empty());
+    assert_eq!(server.received().len(), 1, "the batch is not resent");
+}
+
+#[test]
+fn wrong_path_status_is_retried() {
+    let server = Server::start();
+    server.script([
+        Reply::status(404, "not found"),
+        Reply::status(405, "method not allowed"),
+        Reply::ok(),
+    ]);
+    let drops = Drops::default();
+    let mut config = config(&server, None);
+    config.on_drop = Some(drops.callback());
+    config.flush_interval = Duration::from_secs(60);
+    let client = Client::new(config).unwrap();
+
+    let id = client
+        .track("e", Value::Null, TrackOptions::default())
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    assert!(drops.reports().is_empty(), "404 and 405 drop nothing");
+    let requests = server.received();
+    assert_eq!(requests.len(), 3);
+    for request in &requests {
+        assert_eq!(insert_ids(&request.records), std::slice::from_ref(&id));
+    }
+    let stats = client.stats();
+    assert_eq!(stats.retried, 2);
+    assert_eq!(stats.delivered, 1);
+    assert_eq!(stats.dropped_rejected, 0);
+}
+
+#[test]
+fn maximum_durations_do_not_panic() {
+    type Change = fn(&mut groupscope::Config);
+    let settings: [(&str, Change); 5] = [
+        ("flush_interval", |c| c.flush_interval = Duration::MAX),
+        ("request_timeout", |c| c.request_timeout = Duration::MAX),
+        ("initial_retry_delay", |c| {
+            c.initial_retry_delay = Duration::MAX;
+            c.max_retry_delay = Duration::MAX;
+        }),
+        ("max_retry_delay", |c| c.max_retry_delay = Duration::MAX),
+        ("all", |c| {
+            c.flush_interval = Duration::MAX;
+            c.request_timeout = Duration::MAX;
+            c.initial_retry_delay = Duration::MAX;
+            c.max_retry_delay = Duration::MAX;
+        }),
+    ];
+    for (name, change) in settings {
+        let server = Server::start();
+        server.script([Reply::status(500, ""), Reply::ok()]);
+        let mut config = config(&server, None);
+        config.max_attempts_per_cycle = 1;
+        change(&mut config);
+        let retry_waits_forever = config.initial_retry_delay == Duration::MAX;
+        let client = Client::new(config).unwrap();
+
+        client
+            .track("e", Value::Null, TrackOptions::default())
+            .unwrap();
+        assert!(!client.flush(FLUSH), "{name}: the first attempt fails");
+        if retry_waits_forever {
+            assert_eq!(client.stats().queued, 1, "{name}: the retry waits");
+            assert!(!client.shutdown(Duration::from_millis(100)), "{name}");
+        } else {
+            assert!(client.flush(Duration::MAX), "{name}: the retry delivers");
+            assert_eq!(client.stats().delivered, 1, "{name}");
+            assert!(client.shutdown(Duration::MAX), "{name}");
+        }
+        assert_eq!(client.stats().retried, 1, "{name}");
+    }
+}

@@ -70,7 +70,22 @@ fn forked_child_sends_only_its_own_records() {
         "the child must not send the parent's record"
     );
 
+    // fork() copied this thread's `$insert_id` generator into the child, and
+    // reinit_after_fork reseeds it there, so the next id here must differ from the child's.
+    let child_insert_id = after_child[0]["$insert_id"].as_str().unwrap().to_owned();
+    let parent_insert_id = client
+        .track(
+            "from parent after fork",
+            json!({"who": "parent"}),
+            TrackOptions::default(),
+        )
+        .unwrap();
+    assert_ne!(
+        parent_insert_id, child_insert_id,
+        "the child repeated the parent's $insert_id sequence"
+    );
+
     assert!(client.flush(FLUSH));
     let whos: Vec<Value> = server.events().iter().map(|p| p["who"].clone()).collect();
-    assert_eq!(whos, [json!("child"), json!("parent")]);
+    assert_eq!(whos, [json!("child"), json!("parent"), json!("parent")]);
 }

@@ -221,3 +221,108 @@ fn unusable_data_dir_is_a_storage_error() {
         "the error names the path: {error}"
     );
 }
+
+#[test]
+fn stats_count_stored_records_at_start() {
+    let server = Server::start();
+    server.default_reply(Reply::status(503, ""));
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = config(&server, Some(dir.path()));
+    first.flush_interval = Duration::from_secs(60);
+    {
+        let client = Client::new(first.clone()).unwrap();
+        for _ in 0..3 {
+            client
+                .track("e", Value::Null, TrackOptions::default())
+                .unwrap();
+        }
+        assert!(!client.shutdown(FLUSH), "the server is unavailable");
+    }
+
+    let client = Client::new(first).unwrap();
+    assert_eq!(client.stats().queued, 3, "right after Client::new");
+}
+
+#[test]
+fn opt_out_updates_stats_on_return() {
+    let server = Server::start();
+    let mut config = config(&server, None);
+    config.flush_interval = Duration::from_secs(60);
+    let client = Client::new(config).unwrap();
+    for _ in 0..3 {
+        client
+            .track("e", Value::Null, TrackOptions::default())
+            .unwrap();
+    }
+
+    client.opt_out().unwrap();
+
+    let stats = client.stats();
+    assert_eq!(stats.queued, 0);
+    assert_eq!(stats.dropped_opted_out, 3);
+}
+
+#[test]
+fn second_client_on_same_data_dir_is_rejected() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let first = Client::new(config(&server, Some(dir.path()))).unwrap();
+
+    let error = Client::new(config(&server, Some(dir.path())))
+        .err()
+        .expect("the folder is locked by the first client");
+    assert!(
+        matches!(error, groupscope::Error::Storage { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "the error names the folder: {message}"
+    );
+    assert!(message.contains("own data_dir"), "{message}");
+
+    assert!(first.shutdown(FLUSH));
+    let second = Client::new(config(&server, Some(dir.path())));
+    assert!(second.is_ok(), "shutdown releases the lock");
+
+    drop(second);
+    let third = Client::new(config(&server, Some(dir.path())));
+    assert!(third.is_ok(), "dropping releases the lock");
+}
+
+/// Set in a child test process to the folder whose lock it must find taken.
+const LOCKED_DIR_VAR: &str = "GROUPSCOPE_TEST_LOCKED_DIR";
+
+#[test]
+fn data_dir_lock_spans_processes() {
+    if let Some(dir) = std::env::var_os(LOCKED_DIR_VAR) {
+        // Child process: the parent holds the lock on `dir`.
+        let server = Server::start();
+        let opened = Client::new(config(&server, Some(std::path::Path::new(&dir))));
+        let error = opened.err().expect("the parent process holds the lock");
+        assert!(
+            matches!(error, groupscope::Error::Storage { .. }),
+            "{error}"
+        );
+        return;
+    }
+
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(config(&server, Some(dir.path()))).unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "data_dir_lock_spans_processes",
+            "--test-threads=1",
+        ])
+        .env(LOCKED_DIR_VAR, dir.path())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the child process opened the locked folder"
+    );
+    assert!(client.shutdown(FLUSH));
+}

@@ -32,6 +32,9 @@ pub struct Stats {
     store_resets: u64,
     /// NaN and infinite floats replaced by `null` in properties.
     non_finite_replaced: u64,
+    /// Batches the server acknowledged while reporting an error without naming the
+    /// rejected records.
+    partially_rejected_batches: u64,
 }
 
 impl From<groupscope::Stats> for Stats {
@@ -50,6 +53,7 @@ impl From<groupscope::Stats> for Stats {
             dropped_storage_unavailable: stats.dropped_storage_unavailable,
             store_resets: stats.store_resets,
             non_finite_replaced: stats.non_finite_replaced,
+            partially_rejected_batches: stats.partially_rejected_batches,
         }
     }
 }
@@ -84,6 +88,7 @@ impl Stats {
             ("dropped_storage_unavailable", self.dropped_storage_unavailable),
             ("store_resets", self.store_resets),
             ("non_finite_replaced", self.non_finite_replaced),
+            ("partially_rejected_batches", self.partially_rejected_batches),
         ]
         .into_iter()
         .collect()
