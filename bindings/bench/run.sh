@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures the cost of one call across the boundary from Kotlin and from Swift, with properties
-# as JSON text (what the library uses) and as a typed uniffi map, for BENCHMARKS.md.
+# as JSON text (what the library uses) and as a typed uniffi map, for docs/benchmarks.md.
 #
 # Builds a release libgroupscope_ffi with the representation-benchmark feature, generates its
 # bindings into build/bench/, starts a reference server on 127.0.0.1 for the delivery worker,

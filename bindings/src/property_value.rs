@@ -3,7 +3,7 @@
 //! Compiled only with the `representation-benchmark` feature, which `bench/run.sh` enables to
 //! measure both representations from Kotlin and Swift. The released library takes JSON text
 //! because that measured cheaper per `track` call in Kotlin, where each argument costs a JNA
-//! call (see `BENCHMARKS.md`).
+//! call (see `docs/benchmarks.md` at the repository root).
 
 use std::collections::HashMap;
 

@@ -12,6 +12,15 @@ fn too_deep() -> serde_json::Value {
     json!({"a": {"b": {"c": {"d": {"e": 1}}}}})
 }
 
+/// An object property with 255 keys: the reference server rejects it (Mixpanel documents
+/// fewer than 255 keys per object), while the client, which checks only the rules it can
+/// apply to every event, accepts it.
+fn too_wide() -> serde_json::Value {
+    let keys: serde_json::Map<String, serde_json::Value> =
+        (0..255).map(|i| (format!("k{i}"), json!(i))).collect();
+    serde_json::Value::Object(keys)
+}
+
 #[test]
 fn rate_limit_honours_retry_after() {
     let server = TestServer::start();
@@ -158,7 +167,7 @@ fn import_failed_records_dropped_once() {
     let mut invalid = Vec::new();
     for seq in 0..30 {
         let properties = if seq % 10 == 3 {
-            json!({"seq": seq, "nested": too_deep()})
+            json!({"seq": seq, "wide": too_wide()})
         } else {
             json!({"seq": seq})
         };
