@@ -201,13 +201,18 @@ impl<'py> Converter<'py> {
     }
 
     fn dict_value(&mut self, dict: &Bound<'py, PyDict>, depth: usize) -> Result<Value, ConversionFailure> {
-        let mut object = Map::with_capacity(dict.len());
-        for (key, item) in dict.iter() {
+        // Iterating over a snapshot of the items keeps the conversion sound when Python code
+        // that it runs (a `tzinfo.utcoffset`, for example) or another thread changes the dict.
+        let items = dict.items();
+        let mut object = Map::with_capacity(items.len());
+        for pair in items.iter() {
+            let (key, item): (Bound<'py, PyAny>, Bound<'py, PyAny>) =
+                pair.extract().map_err(|error: PyErr| ConversionFailure::new(error.to_string()))?;
             let Ok(key) = key.cast::<PyString>() else {
                 let key_text = repr(&key);
                 let type_name = type_name(&key);
                 return Err(ConversionFailure::new(format!(
-                    "the dict key {key_text} is a {type_name}; JSON object keys must be str"
+                    "the dict key {key_text} has type {type_name}, but JSON object keys must be str; convert the key with str()"
                 )));
             };
             let key = python_str(key);
@@ -240,7 +245,11 @@ impl<'py> Converter<'py> {
         let types = special_types(self.py).map_err(failed)?;
 
         if value.is_instance(types.datetime.bind(self.py)).map_err(failed)? {
-            return datetime_string(value).map(Value::String).map_err(failed);
+            return datetime_string(value).map(Value::String).map_err(|error| {
+                ConversionFailure::new(format!(
+                    "the datetime cannot be converted to UTC ({error}); pass a datetime whose UTC value is between the years 1 and 9999"
+                ))
+            });
         }
         if value.is_instance(types.date.bind(self.py)).map_err(failed)? {
             return date_string(value).map(Value::String).map_err(failed);
@@ -255,7 +264,7 @@ impl<'py> Converter<'py> {
 
         let type_name = type_name(value);
         Err(ConversionFailure::new(format!(
-            "a {type_name} has no JSON form; convert it to str, int, float, bool, None, list, dict, datetime, date, Decimal or UUID"
+            "a value of type {type_name} has no JSON form; convert it to str, int, float, bool, None, list, dict, datetime, date, Decimal or UUID"
         )))
     }
 
@@ -265,20 +274,29 @@ impl<'py> Converter<'py> {
             return Ok(Value::Null);
         }
 
-        let integral = decimal.call_method0("to_integral_value")?;
-        if integral.eq(decimal)? {
-            let integer = integral.call_method0("__int__")?;
-            if let Ok(value) = integer.extract::<i64>() {
-                return Ok(Value::from(value));
-            }
-            if let Ok(value) = integer.extract::<u64>() {
-                return Ok(Value::from(value));
+        // `adjusted()` is the exponent of the most significant digit. A value of 10**20 or
+        // more does not fit in 64 bits, and converting it with `__int__` could take minutes
+        // for an exponent such as 1E+1000000, so the integer path is skipped for it.
+        let adjusted: i64 = decimal.call_method0("adjusted")?.extract()?;
+        if adjusted < 20 {
+            let integral = decimal.call_method0("to_integral_value")?;
+            if integral.eq(decimal)? {
+                let integer = integral.call_method0("__int__")?;
+                if let Ok(value) = integer.extract::<i64>() {
+                    return Ok(Value::from(value));
+                }
+                if let Ok(value) = integer.extract::<u64>() {
+                    return Ok(Value::from(value));
+                }
             }
         }
 
         let float: f64 = decimal.call_method0("__float__")?.extract()?;
         if let Some(number) = Number::from_f64(float) {
-            let shortest = decimal.get_type().call1((float.to_string(),))?;
+            // `Decimal` itself, not the value's class, because a subclass may take other
+            // constructor arguments.
+            let decimal_type = special_types(self.py)?.decimal.bind(self.py);
+            let shortest = decimal_type.call1((float.to_string(),))?;
             if shortest.eq(decimal)? {
                 return Ok(Value::Number(number));
             }

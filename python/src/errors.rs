@@ -43,6 +43,7 @@ exception_classes! {
     STORAGE_ERROR => "StorageError",
     SHUT_DOWN_ERROR => "ShutDownError",
     UNSUPPORTED_VALUE_ERROR => "UnsupportedValueError",
+    INVALID_ARGUMENT_ERROR => "InvalidArgumentError",
 }
 
 /// Converts a core error into the matching Python exception.
@@ -71,6 +72,11 @@ pub fn to_py_err(py: Python<'_>, error: groupscope::Error) -> PyErr {
 pub fn invalid_config(py: Python<'_>, argument: &str, reason: &str) -> PyErr {
     let message = format!("invalid configuration: {argument} {reason}");
     raise(py, &INVALID_CONFIG_ERROR, "InvalidConfigError", message)
+}
+
+/// Builds the `InvalidArgumentError` (a `ValueError`) for a method argument outside its range.
+pub fn invalid_argument(py: Python<'_>, message: String) -> PyErr {
+    raise(py, &INVALID_ARGUMENT_ERROR, "InvalidArgumentError", message)
 }
 
 /// Builds the `UnsupportedValueError` (a `TypeError`) for a value that has no JSON form.

@@ -12,6 +12,7 @@ mod convert;
 mod detach;
 mod drops;
 mod errors;
+mod fork_gate;
 mod logging;
 mod stats;
 
@@ -31,7 +32,29 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(forward_logs, module)?)?;
     module.add_function(wrap_pyfunction!(sync_log_level, module)?)?;
     module.add_function(wrap_pyfunction!(discard_logs, module)?)?;
+    module.add_function(wrap_pyfunction!(close_fork_gate, module)?)?;
+    module.add_function(wrap_pyfunction!(open_fork_gate, module)?)?;
+    module.add_function(wrap_pyfunction!(reset_fork_gate, module)?)?;
     Ok(())
+}
+
+/// Waits until no thread is inside a core call and keeps new calls out; the `before` hook of
+/// `os.register_at_fork`.
+#[pyfunction]
+fn close_fork_gate(py: Python<'_>) {
+    fork_gate::close(py);
+}
+
+/// Lets core calls in again; the `after_in_parent` hook of `os.register_at_fork`.
+#[pyfunction]
+fn open_fork_gate() {
+    fork_gate::open();
+}
+
+/// Lets core calls in again in the child; the first step of the `after_in_child` hook.
+#[pyfunction]
+fn reset_fork_gate() {
+    fork_gate::reset_in_child();
 }
 
 /// Drops the core's queued log records without emitting them; used in a child after `fork()`.

@@ -147,12 +147,15 @@ class Sink:
                     form = urllib.parse.parse_qs(raw.decode("utf-8", "replace")) if content_type.startswith("application/x-www-form-urlencoded") else {}
                     verbose = "1" in query.get("verbose", []) + form.get("verbose", [])
                     scripted = ScriptedResponse(200, b'{"status":1,"error":null}' if verbose else b"1")
-                self.send_response(scripted.status)
-                for name, value in scripted.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(scripted.body)))
-                self.end_headers()
-                self.wfile.write(scripted.body)
+                try:
+                    self.send_response(scripted.status)
+                    for name, value in scripted.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(scripted.body)))
+                    self.end_headers()
+                    self.wfile.write(scripted.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client process exited while the request was stalled
 
         return Handler
 

@@ -195,6 +195,13 @@ def test_core_errors_mapped(make_client: MakeClient, call: Callable[[groupscope.
         ({"request_timeout": float("inf")}, "request_timeout"),
         ({"on_drop": "not callable"}, "on_drop"),
         ({"exit_timeout": -1.0}, "exit_timeout"),
+        ({"exit_timeout": float("inf")}, "exit_timeout"),
+        ({"exit_timeout": None}, "exit_timeout"),
+        ({"exit_timeout": "5"}, "exit_timeout"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"batch_size": 10**30}, "batch_size"),
+        ({"batch_size": "fifty"}, "batch_size"),
+        ({"max_attempts_per_cycle": 2**40}, "max_attempts_per_cycle"),
     ],
 )
 def test_invalid_config_named(make_client: MakeClient, options: Dict[str, Any], named: str) -> None:
@@ -348,3 +355,133 @@ def test_on_drop_reports_queue_full(sink: Sink, make_client: MakeClient) -> None
     assert sum(report.count for report in reports) == 2
     assert [insert_id for report in reports for insert_id in report.insert_ids] == insert_ids[:2]
     assert client.stats().dropped_queue_full == 2
+
+
+def test_invalid_token_named() -> None:
+    with pytest.raises(groupscope.InvalidConfigError, match="token"):
+        groupscope.Client(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda client: client.track(5), "event"),  # type: ignore[arg-type]
+        (lambda client: client.track("Event", distinct_id=5), "distinct_id"),  # type: ignore[arg-type]
+        (lambda client: client.identify(42), "distinct_id"),  # type: ignore[arg-type]
+        (lambda client: client.track("Event", groups=["company_id"]), "groups"),  # type: ignore[arg-type]
+    ],
+)
+def test_argument_type_errors_named(make_client: MakeClient, call: Callable[[groupscope.Client], Any], named: str) -> None:
+    client = make_client()
+
+    with pytest.raises(TypeError, match=f"^{named} must be a"):
+        call(client)
+
+
+@pytest.mark.parametrize("timeout", [None, -1.0, float("inf"), float("nan"), "5"])
+def test_invalid_timeout_is_groupscope_error(make_client: MakeClient, timeout: Any) -> None:
+    client = make_client()
+
+    with pytest.raises(groupscope.InvalidArgumentError, match="timeout"):
+        client.flush(timeout=timeout)
+    with pytest.raises(groupscope.InvalidArgumentError, match="timeout"):
+        client.shutdown(timeout=timeout)
+    assert issubclass(groupscope.InvalidArgumentError, groupscope.GroupscopeError)
+    assert issubclass(groupscope.InvalidArgumentError, ValueError)
+
+
+def test_default_queue_cap_above_100000(sink: Sink, make_client: MakeClient) -> None:
+    # With the stalled server, every record stays queued, so a cap of 100,000 would drop one.
+    client = make_client(flush_interval=30.0, request_timeout=30.0)
+    sink.stalled.set()
+
+    for index in range(100_001):
+        client.track("Burst", {"index": index}, distinct_id="user-1")
+
+    assert client.stats().dropped_queue_full == 0
+    client.opt_out()
+    sink.released.set()
+
+
+def test_shared_group_context_across_tasks(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+    tenant = client.groups(company_id="acme")
+    finished: List[str] = []
+
+    async def handler(name: str, delay: float) -> None:
+        with tenant:
+            await asyncio.sleep(delay)
+            client.track("Shared", {"task": name}, distinct_id="user-1")
+        client.track("After", {"task": name}, distinct_id="user-1")
+        finished.append(name)
+
+    async def main() -> None:
+        await asyncio.gather(handler("a", 0.05), handler("b", 0.01))
+
+    asyncio.run(main())
+    assert client.flush(timeout=10.0)
+
+    assert sorted(finished) == ["a", "b"]
+    events = sink.wait_for(4)
+    for event in events:
+        if event["event"] == "Shared":
+            assert event["properties"]["company_id"] == ["acme"]
+        else:
+            assert "company_id" not in event["properties"]
+
+
+def test_group_context_reused_and_nested(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+    tenant = client.groups(company_id="acme")
+
+    with tenant:
+        with tenant:
+            client.track("Inner", distinct_id="user-1")
+        client.track("Outer", distinct_id="user-1")
+    with tenant:
+        client.track("Again", distinct_id="user-1")
+    client.track("Outside", distinct_id="user-1")
+    assert client.flush(timeout=10.0)
+
+    groups = {event["event"]: event["properties"].get("company_id") for event in sink.wait_for(4)}
+    assert groups == {"Inner": ["acme"], "Outer": ["acme"], "Again": ["acme"], "Outside": None}
+
+
+def test_group_context_exit_in_other_task(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+    tenant = client.groups(company_id="leak")
+
+    async def exit_elsewhere() -> None:
+        tenant.__exit__(None, None, None)
+
+    async def main() -> None:
+        tenant.__enter__()
+        with pytest.raises(RuntimeError, match="exit it in the thread or task that entered it"):
+            await asyncio.create_task(exit_elsewhere())
+        tenant.__exit__(None, None, None)
+        client.track("After Exit", distinct_id="user-1")
+
+    asyncio.run(main())
+    assert client.flush(timeout=10.0)
+
+    assert "company_id" not in sink.wait_for(1)[-1]["properties"]
+
+
+def test_engage_delivers_profile_update(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+
+    client.engage("user-1", "$set", {"plan": "pro"})
+    client.engage("user-1", "$unset", ["old"])
+    assert client.flush(timeout=10.0)
+
+    records = sink.wait_for(2, "/engage")
+    assert records[0]["$distinct_id"] == "user-1"
+    assert records[0]["$set"] == {"plan": "pro"}
+    assert records[1]["$unset"] == ["old"]
+
+
+def test_engage_rejects_unknown_operation(make_client: MakeClient) -> None:
+    client = make_client()
+
+    with pytest.raises(groupscope.InvalidArgumentError, match=r"\$set_once"):
+        client.engage("user-1", "$increment", {"a": 1})

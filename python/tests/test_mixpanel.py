@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import decimal
 import json
+import logging
 from typing import Any, Callable, List, Tuple
 from unittest import mock
 
@@ -89,7 +91,7 @@ def test_buffered_consumer_delivers_through_core(sink: Sink) -> None:
 
     client.track("user-1", "Signed Up", {"plan": "pro"})
     client.track("user-1", "With Meta", meta={"ip": "1"})
-    client.import_data(None, "user-1", "Imported", 1700000000, {"n": 1})
+    client.import_data(None, "user-1", "Imported", 1700000000, {"n": 1}, api_secret="secret")
     client.group_set("company_id", "acme", {"plan": "enterprise"})
     client.group_delete("company_id", "acme")
     client.people_set("user-1", {"name": "Ada"})
@@ -166,3 +168,99 @@ def test_feature_flags_rejected() -> None:
 
 def test_buffered_consumer_caps_max_size() -> None:
     assert dropin.BufferedConsumer(max_size=500, api_host="127.0.0.1:9")._batch_size == 50
+
+
+def test_consumer_delivers_profile_update_without_flush(sink: Sink) -> None:
+    consumer = dropin.Consumer(events_url=f"{sink.url}/track", people_url=f"{sink.url}/engage")
+    client = dropin.Mixpanel("project-token", consumer=consumer)
+
+    client.people_set("user-1", {"plan": "pro"})
+    client.people_increment("user-1", {"logins": 2})
+
+    people = sink.wait_for(2, "/engage")
+    assert people[0]["$distinct_id"] == "user-1"
+    assert people[0]["$set"] == {"plan": "pro"}
+    assert people[1]["$add"] == {"logins": 2}
+
+
+def test_track_datetime_in_mixpanel_format(sink: Sink) -> None:
+    moment = datetime.datetime(2026, 1, 2, 3, 4, 5, 678000)
+    consumer = dropin.Consumer(api_host=sink.url)
+    official = RecordingConsumer()
+
+    dropin.Mixpanel("project-token", consumer=consumer).track("user-1", "Dated", {"when": moment, "nested": [moment]})
+    mixpanel.Mixpanel("project-token", consumer=official).track("user-1", "Dated", {"when": moment, "nested": [moment]})
+    assert consumer.flush(timeout=10.0)
+
+    sent = sink.wait_for(1)[0]["properties"]
+    expected = official.sent[0][1]["properties"]
+    assert sent["when"] == expected["when"] == "2026-01-02T03:04:05"
+    assert sent["nested"] == expected["nested"]
+
+
+@pytest.mark.parametrize("value", [decimal.Decimal("1.5"), {1, 2}])
+def test_decimal_and_set_raise_like_mixpanel(sink: Sink, value: Any) -> None:
+    client = dropin.Mixpanel("project-token", consumer=dropin.Consumer(api_host=sink.url))
+
+    with pytest.raises(TypeError):
+        mixpanel.Mixpanel("project-token", consumer=RecordingConsumer()).track("user-1", "Bad", {"value": value})
+    with pytest.raises(TypeError):
+        client.track("user-1", "Bad", {"value": value})
+
+
+def test_import_without_credentials_raises(sink: Sink) -> None:
+    client = dropin.Mixpanel("project-token", consumer=dropin.Consumer(api_host=sink.url))
+
+    with pytest.raises(dropin.MixpanelException, match="credentials"):
+        client.import_data(None, "user-1", "Imported", 1700000000)
+
+
+def test_import_with_service_account_credentials(sink: Sink) -> None:
+    credentials = dropin.ServiceAccountCredentials("user", "secret", "123")
+    consumer = dropin.Consumer(api_host=sink.url, credentials=credentials)
+    client = dropin.Mixpanel("project-token", consumer=consumer)
+
+    client.import_data(None, "user-1", "Imported", 1700000000)
+    assert consumer.flush(timeout=10.0)
+
+    assert sink.wait_for(1, "/import")[0]["event"] == "Imported"
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture, logger: str) -> List[str]:
+    return [record.getMessage() for record in caplog.records if record.name == logger and record.levelno == logging.WARNING]
+
+
+def test_deprecated_keys_logged_like_mixpanel(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+
+    for package in (mixpanel, dropin):
+        client = package.Mixpanel("project-token", consumer=RecordingConsumer())
+        client.import_data("key", "user-1", "Imported", 1700000000, api_secret="secret")
+        client.merge("key", "user-1", "user-2", api_secret="secret")
+        client.import_data(None, "user-1", "Imported", 1700000000)
+
+    official = warnings_of(caplog, "mixpanel")
+    ours = warnings_of(caplog, "groupscope.mixpanel")
+    assert len(official) == 4
+    assert len(ours) == 4
+    assert all("api_secret" in message for message in ours[0::2])
+    assert all("api_key" in message for message in ours[1::2])
+
+
+def test_credentials_with_custom_consumer_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    credentials = dropin.ServiceAccountCredentials("user", "secret", "123")
+
+    mixpanel.Mixpanel("project-token", consumer=RecordingConsumer(), credentials=credentials)
+    dropin.Mixpanel("project-token", consumer=RecordingConsumer(), credentials=credentials)
+
+    assert len(warnings_of(caplog, "mixpanel")) == 1
+    assert len(warnings_of(caplog, "groupscope.mixpanel")) == 1
+
+
+@pytest.mark.parametrize("distinct_id", ["", None])
+def test_unsendable_distinct_id_raises(sink: Sink, distinct_id: Any) -> None:
+    client = dropin.Mixpanel("project-token", consumer=dropin.Consumer(api_host=sink.url))
+
+    with pytest.raises(dropin.MixpanelException, match="distinct_id"):
+        client.track(distinct_id, "Event")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import logging
 import math
+import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Dict, Optional
 
 import pytest
 
@@ -151,8 +153,10 @@ def test_properties_must_be_dict(make_client: Callable[..., groupscope.Client]) 
 
 def test_datetime_time_argument(sink: Sink, make_client: Callable[..., groupscope.Client]) -> None:
     client = make_client()
-    moment = datetime.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=datetime.timezone.utc)
-    naive = datetime.datetime(2026, 1, 2, 3, 4, 5, 678000)
+    # A recent time, because /track rejects events more than 5 days old.
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    moment = now.replace(microsecond=678000)
+    naive = moment.replace(tzinfo=None)
 
     client.track("Aware", distinct_id="user-1", time=moment)
     client.track("Naive", distinct_id="user-1", time=naive)
@@ -183,3 +187,63 @@ def test_uncompressed_body_keeps_unicode(sink: Sink, make_client: Callable[..., 
     assert event["properties"]["emoji"] == "😀"
     assert event["properties"]["quote"] == '"'
     assert "Content-Encoding" not in sink.requests[0].headers
+
+
+def test_huge_decimal_converts_quickly(sink: Sink, make_client: Callable[..., groupscope.Client]) -> None:
+    client = make_client()
+
+    started = time.monotonic()
+    value = track_one(sink, client, decimal.Decimal("1E+1000000"))
+    elapsed = time.monotonic() - started
+
+    assert value == "1E+1000000"
+    assert elapsed < 5.0
+
+
+def test_decimal_subclass_with_other_constructor(sink: Sink, make_client: Callable[..., groupscope.Client]) -> None:
+    class Price(decimal.Decimal):
+        def __new__(cls, value: str, currency: str) -> "Price":
+            return super().__new__(cls, value)
+
+    client = make_client()
+
+    assert track_one(sink, client, Price("19.99", "EUR")) == 19.99
+
+
+def test_dict_changed_during_conversion(sink: Sink, make_client: Callable[..., groupscope.Client]) -> None:
+    properties: Dict[str, Any] = {}
+
+    class MutatingZone(datetime.tzinfo):
+        def utcoffset(self, moment: Optional[datetime.datetime]) -> datetime.timedelta:
+            properties[f"added-{len(properties)}"] = 1
+            return datetime.timedelta(0)
+
+        def dst(self, moment: Optional[datetime.datetime]) -> datetime.timedelta:
+            return datetime.timedelta(0)
+
+    properties["when"] = datetime.datetime(2026, 1, 2, tzinfo=MutatingZone())
+    properties["after"] = "x"
+    client = make_client()
+
+    try:
+        client.track("Mutated", properties, distinct_id="user-1")
+    except BaseException as error:  # a pyo3 PanicException derives from BaseException only
+        pytest.fail(f"track raised {type(error).__name__}: {error}")
+    assert client.flush(timeout=10.0)
+
+    sent = sink.wait_for(1)[-1]["properties"]
+    assert sent["when"] == "2026-01-02T00:00:00.000Z"
+    assert sent["after"] == "x"
+
+
+def test_nan_warning_rate_limited(make_client: Callable[..., groupscope.Client], caplog: pytest.LogCaptureFixture) -> None:
+    client = make_client()
+    caplog.set_level(logging.WARNING, logger="groupscope")
+
+    for _ in range(1000):
+        client.track("NaN", {"value": math.nan}, distinct_id="user-1")
+    client._forward_to_python()
+
+    warnings = [record for record in caplog.records if "NaN" in record.getMessage() or "non-finite" in record.getMessage()]
+    assert 1 <= len(warnings) <= 11
+    assert client.stats().non_finite_replaced == 1000

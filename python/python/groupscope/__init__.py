@@ -6,7 +6,8 @@ and delivers them in Mixpanel's ingestion protocol::
 
     import groupscope
 
-    client = groupscope.Client("PROJECT_TOKEN")
+    # A local server; without api_host the client sends to Mixpanel (https://api.mixpanel.com).
+    client = groupscope.Client("PROJECT_TOKEN", api_host="http://127.0.0.1:8080")
     with client.groups(company_id="acme"):
         client.track("Report Exported", {"format": "csv"}, distinct_id="user-42")
     client.group("company_id", "acme").set({"plan": "enterprise"})
@@ -35,22 +36,29 @@ Python values map to JSON by one rule, shared by every groupscope binding:
 The core's log records reach the ``groupscope`` logger (and its children) when the
 application next calls a client method, because the worker thread never takes the GIL.
 The ``on_drop`` callback is called the same way, on the thread of the next client call.
+
+At interpreter exit, a hook shuts every live client down within the largest
+``exit_timeout`` among them. Recording calls made after that, for example from a daemon
+thread, are ignored and return an empty ``$insert_id``. The first one is logged at debug
+level. After an explicit ``shutdown()``, recording calls raise :class:`ShutDownError`.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Callable, Optional, Union
 
 from groupscope import _native
 from groupscope._native import DropReport, GroupContext, GroupHandle, Stats
 from groupscope.errors import (
     GroupscopeError,
+    InvalidArgumentError,
     InvalidConfigError,
     InvalidDistinctIdError,
     InvalidEventNameError,
@@ -78,17 +86,61 @@ class Client(_native.Client):
 
     ``exit_timeout`` is the maximum time, in seconds, that the interpreter waits at exit for
     the clients to deliver their queued records. The other keyword arguments configure the
-    core, and the stub file ``_native.pyi`` lists each one with its unit.
+    core, and the stub file ``_native.pyi`` describes each one with its unit. An argument left
+    as ``None`` keeps the core's default.
     """
 
     _exit_timeout: float
 
-    def __new__(cls, token: str, *, exit_timeout: float = 5.0, **options: Any) -> "Client":
-        client = super().__new__(cls, token, **options)
-        if not exit_timeout >= 0:
+    def __new__(
+        cls,
+        token: str,
+        *,
+        api_host: Optional[str] = None,
+        data_dir: Union[str, "os.PathLike[str]", None] = None,
+        batch_size: Optional[int] = None,
+        import_batch_size: Optional[int] = None,
+        flush_interval: Optional[float] = None,
+        max_queue_records: Optional[int] = None,
+        max_queue_bytes: Optional[int] = None,
+        max_request_bytes: Optional[int] = None,
+        max_import_request_bytes: Optional[int] = None,
+        request_timeout: Optional[float] = None,
+        initial_retry_delay: Optional[float] = None,
+        max_retry_delay: Optional[float] = None,
+        max_attempts_per_cycle: Optional[int] = None,
+        gzip: bool = True,
+        import_credentials: Optional[str] = None,
+        project_id: Optional[str] = None,
+        on_drop: Optional[Callable[[DropReport], object]] = None,
+        exit_timeout: float = 5.0,
+    ) -> "Client":
+        is_number = isinstance(exit_timeout, (int, float)) and not isinstance(exit_timeout, bool)
+        if not is_number or not math.isfinite(exit_timeout) or exit_timeout < 0:
             raise InvalidConfigError(
-                f"invalid configuration: exit_timeout must be a number of seconds >= 0, got {exit_timeout!r}"
+                f"invalid configuration: exit_timeout must be a finite number of seconds >= 0, got {exit_timeout!r}"
             )
+        client = super().__new__(
+            cls,
+            token,
+            api_host=api_host,
+            data_dir=data_dir,
+            batch_size=batch_size,
+            import_batch_size=import_batch_size,
+            flush_interval=flush_interval,
+            max_queue_records=max_queue_records,
+            max_queue_bytes=max_queue_bytes,
+            max_request_bytes=max_request_bytes,
+            max_import_request_bytes=max_import_request_bytes,
+            request_timeout=request_timeout,
+            initial_retry_delay=initial_retry_delay,
+            max_retry_delay=max_retry_delay,
+            max_attempts_per_cycle=max_attempts_per_cycle,
+            gzip=gzip,
+            import_credentials=import_credentials,
+            project_id=project_id,
+            on_drop=on_drop,
+        )
         client._exit_timeout = float(exit_timeout)
         with _live_clients_lock:
             _live_clients.add(client)
@@ -104,6 +156,7 @@ class Client(_native.Client):
 def _reinit_clients_after_fork() -> None:
     """Give every live client a new worker and store in the child process of ``os.fork()``."""
     global _live_clients_lock
+    _native.reset_fork_gate()
     # The parent's lock may have been held by another thread at fork time.
     _live_clients_lock = threading.Lock()
     _native.discard_logs()
@@ -120,12 +173,18 @@ def _shutdown_clients_at_exit() -> None:
     deadline = time.monotonic() + max(client._exit_timeout for client in clients)
     for client in clients:
         remaining = max(0.0, deadline - time.monotonic())
-        client.shutdown(timeout=min(remaining, client._exit_timeout))
+        client._shutdown_at_exit(min(remaining, client._exit_timeout))
     _native.forward_logs()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_clients_after_fork)
+    # The gate keeps other threads out of core calls at the instant of the fork, so the
+    # child does not inherit a lock that one of them held.
+    os.register_at_fork(
+        before=_native.close_fork_gate,
+        after_in_parent=_native.open_fork_gate,
+        after_in_child=_reinit_clients_after_fork,
+    )
 atexit.register(_shutdown_clients_at_exit)
 
 
@@ -140,6 +199,7 @@ __all__ = [
     "GroupContext",
     "GroupHandle",
     "GroupscopeError",
+    "InvalidArgumentError",
     "InvalidConfigError",
     "InvalidDistinctIdError",
     "InvalidEventNameError",

@@ -16,6 +16,9 @@ __all__ = [
     "forward_logs",
     "sync_log_level",
     "discard_logs",
+    "close_fork_gate",
+    "open_fork_gate",
+    "reset_fork_gate",
 ]
 
 LIB_VERSION: str
@@ -25,6 +28,15 @@ def forward_logs() -> None:
 
 def discard_logs() -> None:
     """Drop the core's queued log records; a child process calls it after ``os.fork()``."""
+
+def close_fork_gate() -> None:
+    """Wait until no thread is inside a core call and keep new calls out (before ``fork()``)."""
+
+def open_fork_gate() -> None:
+    """Let core calls in again in the parent after ``fork()``."""
+
+def reset_fork_gate() -> None:
+    """Let core calls in again in the child after ``fork()``."""
 
 def sync_log_level() -> None:
     """Read the effective level of the ``groupscope`` logger again."""
@@ -84,7 +96,13 @@ class Stats:
 
 @final
 class GroupContext:
-    """Adds groups to every event tracked inside a ``with`` block (per thread and task)."""
+    """Adds groups to every event tracked inside a ``with`` block (per thread and task).
+
+    One object can be entered again, nested, and shared by concurrent threads and asyncio
+    tasks, because each thread or task keeps its own reset tokens. A ``with`` block must end
+    in the thread or task that entered it. Threads started inside the block do not inherit
+    the groups (``contextvars`` are not copied to new threads); asyncio tasks do.
+    """
 
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -119,22 +137,31 @@ class Client:
         *,
         api_host: Optional[str] = None,
         data_dir: Union[str, "os.PathLike[str]", None] = None,
-        batch_size: int = 50,
-        import_batch_size: int = 2000,
-        flush_interval: float = 1.0,
-        max_queue_records: int = 100000,
-        max_queue_bytes: int = 104857600,
-        max_request_bytes: int = 1048576,
-        max_import_request_bytes: int = 10000000,
-        request_timeout: float = 10.0,
-        initial_retry_delay: float = 2.0,
-        max_retry_delay: float = 60.0,
-        max_attempts_per_cycle: int = 3,
+        batch_size: Optional[int] = None,
+        import_batch_size: Optional[int] = None,
+        flush_interval: Optional[float] = None,
+        max_queue_records: Optional[int] = None,
+        max_queue_bytes: Optional[int] = None,
+        max_request_bytes: Optional[int] = None,
+        max_import_request_bytes: Optional[int] = None,
+        request_timeout: Optional[float] = None,
+        initial_retry_delay: Optional[float] = None,
+        max_retry_delay: Optional[float] = None,
+        max_attempts_per_cycle: Optional[int] = None,
         gzip: bool = True,
         import_credentials: Optional[str] = None,
         project_id: Optional[str] = None,
         on_drop: Optional[Callable[[DropReport], object]] = None,
-    ) -> Self: ...
+    ) -> Self:
+        """Create a client. Arguments left as ``None`` keep the core's defaults.
+
+        ``batch_size`` (50) and ``import_batch_size`` (2000) are records per request.
+        ``flush_interval`` (1.0), ``request_timeout`` (10.0), ``initial_retry_delay`` (2.0)
+        and ``max_retry_delay`` (60.0) are seconds. ``max_queue_records`` (1,000,000) and
+        ``max_queue_bytes`` (512 MiB) cap the queue. ``max_request_bytes`` (1 MiB) and
+        ``max_import_request_bytes`` (10,000,000) cap a request body.
+        ``max_attempts_per_cycle`` (3) is the number of attempts before a retry delay.
+        """
     def track(
         self,
         event: str,
@@ -162,15 +189,33 @@ class Client:
     def current_groups(self) -> Dict[str, List[str]]: ...
     def group(self, key: str, id: _GroupIdValue) -> GroupHandle: ...
     def groups(self, **groups: Union[_GroupIdValue, Iterable[_GroupIdValue], None]) -> GroupContext: ...
+    def engage(self, distinct_id: str, operation: str, value: Any = None) -> None:
+        """Record a user-profile update for ``/engage``.
+
+        ``operation`` is ``"$set"``, ``"$set_once"``, ``"$add"``, ``"$append"``,
+        ``"$union"``, ``"$remove"`` (each takes a dict), ``"$unset"`` (a list of names) or
+        ``"$delete"`` (no value).
+        """
     def register(self, properties: Dict[str, Any]) -> None: ...
     def unregister(self, name: str) -> None: ...
-    def flush(self, timeout: float = 10.0) -> bool: ...
-    def shutdown(self, timeout: float = 10.0) -> bool: ...
+    def flush(self, timeout: float = ...) -> bool:
+        """Wait until everything recorded before this call was delivered or dropped.
+
+        Returns ``True`` when everything was settled. Returns ``False`` after ``timeout``
+        seconds (default 10), or earlier when a retry cycle ended without delivering and
+        the records wait for their next attempt, so ``False`` means "not yet delivered".
+        """
+    def shutdown(self, timeout: float = ...) -> bool:
+        """Flush, stop the worker and close the store within ``timeout`` seconds (default 10).
+
+        Idempotent. Returns whether everything was delivered.
+        """
     def opt_out(self) -> None: ...
     def opt_in(self) -> None: ...
     @property
     def is_opted_out(self) -> bool: ...
     def stats(self) -> Stats: ...
     def _reinit_after_fork(self) -> None: ...
+    def _shutdown_at_exit(self, timeout: float) -> bool: ...
     def _forward_to_python(self) -> None: ...
 

@@ -16,6 +16,10 @@ class InvalidConfigError(GroupscopeError, ValueError):
     """A ``Client`` argument cannot be used; the message names it and the accepted values."""
 
 
+class InvalidArgumentError(GroupscopeError, ValueError):
+    """A method argument is outside its range, for example a negative or infinite timeout."""
+
+
 class InvalidEventNameError(GroupscopeError, ValueError):
     """The event name is empty or too long."""
 
@@ -54,6 +58,7 @@ class ShutDownError(GroupscopeError, RuntimeError):
 
 __all__ = [
     "GroupscopeError",
+    "InvalidArgumentError",
     "InvalidConfigError",
     "InvalidDistinctIdError",
     "InvalidEventNameError",

@@ -4,9 +4,11 @@ Replace ``from mixpanel import Mixpanel`` with ``from groupscope.mixpanel import
 The classes keep the ``mixpanel`` package's names and signatures.
 
 * With the default consumer, or a :class:`Consumer` / :class:`BufferedConsumer` from this
-  module, events and group profile updates go to the groupscope core: ``track`` returns after
-  a few microseconds and a background worker batches and retries. Delivery failures are
-  logged to the ``groupscope`` logger instead of raised, because the sending happens later.
+  module, events and user and group profile updates go to the groupscope core: ``track``
+  returns after a few microseconds and a background worker batches and retries. Delivery
+  failures are logged to the ``groupscope`` logger instead of raised, because the sending
+  happens later. The exit hook of :mod:`groupscope` delivers what is queued at exit, so
+  code written for the ``mixpanel`` package's unbuffered ``Consumer`` needs no ``flush()``.
 * With any other consumer object, ``Mixpanel`` builds exactly the messages the ``mixpanel``
   package builds (same keys, ``mp_lib="python"``, ``$lib_version`` of the ``mixpanel``
   package, ``_now()`` and ``_make_insert_id()`` hooks) and calls
@@ -22,17 +24,23 @@ Differences from the ``mixpanel`` package, all deliberate:
 * Feature flags (``local_flags_config``, ``remote_flags_config``) are not supported and raise
   :class:`MixpanelException`.
 * On the core path, ``meta`` keys other than ``event`` and ``properties`` are not sent, and
-  the core sets ``mp_lib``, ``$lib_version`` and the group profile ``$time`` itself.
+  the core sets ``mp_lib``, ``$lib_version`` and the profile ``$time`` itself.
+* On the core path, a ``distinct_id`` must be a non-empty ``str`` or an ``int``. An ``int``
+  is sent as a string (``7`` becomes ``"7"``), and ``""`` or ``None`` raise
+  :class:`MixpanelException`, because the core rejects them. The ``mixpanel`` package sends
+  them as given. A custom consumer receives them as the ``mixpanel`` package builds them.
+* On the core path, a server that is down does not make ``people_*`` raise; the records
+  wait in the queue and are retried.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import logging
 import threading
 import time
 import urllib.parse
-import urllib.request
 import uuid
 from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
@@ -44,6 +52,10 @@ __version__ = "5.4.1"
 ``$lib_version`` in messages built for custom consumers."""
 
 _ENDPOINTS = ("events", "people", "groups", "imports")
+
+_PROFILE_OPERATIONS = ("$set", "$set_once", "$add", "$append", "$union", "$remove", "$unset", "$delete")
+
+logger = logging.getLogger(__name__)
 
 
 class MixpanelException(Exception):  # noqa: N818 - the mixpanel package's name
@@ -96,11 +108,10 @@ def _endpoint_base(url: str, path: str) -> str:
 class Consumer:
     """Records messages through the groupscope core instead of one HTTP request per call.
 
-    The arguments are the ``mixpanel`` package's. ``events_url``, ``groups_url`` and
-    ``import_url`` select the host of the core client. User profile updates go to
-    ``people_url`` (or ``api_host``) and are sent from the calling thread. ``retry_limit``,
-    ``retry_backoff_factor`` and ``verify_cert`` are accepted and ignored, because the core
-    retries with its own backoff and always verifies certificates.
+    The arguments are the ``mixpanel`` package's. ``events_url``, ``people_url``,
+    ``groups_url`` and ``import_url`` select the host of the core client, the first one given
+    winning. ``retry_limit``, ``retry_backoff_factor`` and ``verify_cert`` are accepted and
+    ignored, because the core retries with its own backoff and always verifies certificates.
     """
 
     _batch_size = 50
@@ -120,17 +131,15 @@ class Consumer:
     ) -> None:
         base = _base_url(api_host)
         self._api_host = base
-        for url, path in ((events_url, "track"), (groups_url, "groups"), (import_url, "import")):
+        endpoint_urls = ((events_url, "track"), (people_url, "engage"), (groups_url, "groups"), (import_url, "import"))
+        for url, path in endpoint_urls:
             if url:
                 self._api_host = _endpoint_base(url, path)
                 break
-        self._people_url = people_url or f"{base}/engage"
         self._request_timeout = request_timeout if request_timeout is not None else 10.0
         self._credentials = credentials
         self._clients: Dict[Tuple[str, Optional[str]], groupscope.Client] = {}
         self._clients_lock = threading.Lock()
-        self._profile_updates: List[str] = []
-        self._profile_lock = threading.Lock()
 
     def client(self, token: str, import_secret: Optional[str] = None) -> groupscope.Client:
         """Return the groupscope client that records messages for ``token``."""
@@ -206,12 +215,17 @@ class Consumer:
         event_time = properties.pop("time", None)
         properties.pop("mp_lib", None)
         properties.pop("$lib_version", None)
+        if endpoint == "imports" and api_secret is None and self._credentials is None:
+            raise MixpanelException(
+                "Mixpanel error: /import needs credentials; pass api_secret= or "
+                "Consumer(credentials=ServiceAccountCredentials(...))"
+            )
         client = self.client(token, api_secret if endpoint == "imports" else None)
         record = client.import_event if endpoint == "imports" else client.track
         record(
             message.get("event", ""),
             properties,
-            distinct_id=None if distinct_id is None else str(distinct_id),
+            distinct_id=None if distinct_id is None else _core_distinct_id(distinct_id),
             time=event_time,
         )
 
@@ -238,41 +252,47 @@ class Consumer:
             )
 
     def _record_profile_update(self, message: Dict[str, Any]) -> None:
-        # NOTE: the core has no API for arbitrary user profile operations, so these are posted
-        # from the calling thread, like the mixpanel package's consumers do.
-        with self._profile_lock:
-            self._profile_updates.append(json_dumps(message))
-            if len(self._profile_updates) < self._batch_size:
-                return
-            batch, self._profile_updates = self._profile_updates, []
-        self._post_profile_updates(batch)
-
-    def _post_profile_updates(self, batch: List[str]) -> None:
-        body = urllib.parse.urlencode({"data": "[" + ",".join(batch) + "]", "verbose": 1}).encode()
-        request = urllib.request.Request(self._people_url, data=body, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self._request_timeout) as response:
-                reply = json.loads(response.read() or b"{}")
-        except Exception as error:  # the mixpanel package wraps every transport error alike
-            raise MixpanelException(f"sending {len(batch)} profile update(s) to {self._people_url} failed: {error}") from error
-        status = reply.get("status") if isinstance(reply, dict) else reply
-        if status != 1:
-            reason = reply.get("error") if isinstance(reply, dict) else reply
-            raise MixpanelException(f"Mixpanel error: {reason}")
+        token = message.get("$token")
+        if not isinstance(token, str):
+            raise MixpanelException(f"the people message has no $token: {message!r:.200}")
+        operation = next((key for key in _PROFILE_OPERATIONS if key in message), None)
+        if operation is None:
+            raise MixpanelException(
+                f"the people message has no operation ({', '.join(_PROFILE_OPERATIONS)}): {message!r:.200}"
+            )
+        distinct_id = _core_distinct_id(message.get("$distinct_id"))
+        self.client(token).engage(distinct_id, operation, message[operation])
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Deliver everything recorded so far, waiting at most ``timeout`` seconds per token.
 
-        Returns whether everything was delivered. User profile updates are posted now.
+        Returns whether everything was delivered.
         """
-        with self._profile_lock:
-            batch, self._profile_updates = self._profile_updates, []
-        if batch:
-            self._post_profile_updates(batch)
         settled = True
         for client in list(self._clients.values()):
             settled = client.flush(timeout=timeout) and settled
         return settled
+
+
+def _core_distinct_id(distinct_id: Any) -> str:
+    """Return the ``str`` form of a ``distinct_id`` for the core, which takes only strings."""
+    if isinstance(distinct_id, str):
+        return distinct_id
+    if isinstance(distinct_id, int) and not isinstance(distinct_id, bool):
+        return str(distinct_id)
+    raise MixpanelException(
+        f"invalid distinct_id {distinct_id!r}: groupscope sends a non-empty str or an int; "
+        "pass the user's id as a str"
+    )
+
+
+def _official_json_form(properties: Dict[str, Any]) -> Any:
+    """Return ``properties`` as the ``mixpanel`` package serialises them.
+
+    ``datetime`` values become ``%Y-%m-%dT%H:%M:%S`` strings, and a value that
+    :class:`DatetimeSerializer` cannot encode (a ``Decimal``, a ``set``) raises ``TypeError``.
+    """
+    return json.loads(json_dumps(properties, cls=DatetimeSerializer))
 
 
 class BufferedConsumer(Consumer):
@@ -311,6 +331,14 @@ class BufferedConsumer(Consumer):
         self._batch_size = max(1, min(50, max_size))
 
 
+def _warn_deprecated_keys(api_key: Optional[str], api_secret: Optional[str]) -> None:
+    """Log the ``mixpanel`` package's deprecation warnings for ``api_key`` and ``api_secret``."""
+    if api_secret is not None:
+        logger.warning("api_secret is deprecated; use ServiceAccountCredentials with Consumer(credentials=...)")
+    if api_key is not None:
+        logger.warning("api_key is deprecated; use ServiceAccountCredentials with Consumer(credentials=...)")
+
+
 class Mixpanel:
     """Records events and profile updates, with the ``mixpanel`` package's methods.
 
@@ -337,6 +365,11 @@ class Mixpanel:
             )
         self._token = token
         self._credentials = credentials
+        if consumer is not None and credentials is not None:
+            logger.warning(
+                "Mixpanel(credentials=...) is not used with a custom consumer; "
+                "pass the credentials to the consumer instead, for example Consumer(credentials=...)"
+            )
         self._consumer = consumer or Consumer(credentials=credentials)
         self._serializer = serializer
         # Messages go straight to the core only when nothing could observe them on the way.
@@ -363,11 +396,12 @@ class Mixpanel:
     ) -> None:
         """Record an event; ``meta`` overrides top-level keys of the event message."""
         if self._direct is not None and not meta and not self._is_hooked():
+            converted = _official_json_form(properties) if properties else None
             try:
                 self._direct.client(self._token).track(
                     event_name,
-                    properties,
-                    distinct_id=None if distinct_id is None else str(distinct_id),
+                    converted,
+                    distinct_id=_core_distinct_id(distinct_id),
                 )
             except UnsupportedValueError:
                 raise
@@ -401,6 +435,7 @@ class Mixpanel:
         api_secret: Optional[str] = None,
     ) -> None:
         """Record an event that happened more than 5 days ago, through ``/import``."""
+        _warn_deprecated_keys(api_key, api_secret)
         all_properties = {
             "token": self._token,
             "distinct_id": distinct_id,
@@ -435,6 +470,7 @@ class Mixpanel:
         api_secret: Optional[str] = None,
     ) -> None:
         """Merge two distinct_ids, through ``/import``."""
+        _warn_deprecated_keys(api_key, api_secret)
         event: Dict[str, Any] = {
             "event": "$merge",
             "properties": {"$distinct_ids": [distinct_id1, distinct_id2], "token": self._token},
