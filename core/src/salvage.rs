@@ -14,10 +14,11 @@ use rusqlite::{Connection, OpenFlags, params};
 pub(crate) struct Salvage {
     /// Queue rows copied into the new store.
     pub recovered_records: u64,
-    /// Queue rows that were in the corrupt store but could not be read. An upper bound: the
-    /// ids between the last readable row and the highest id the store had allocated, or,
-    /// when SQLite cannot read the file at all, the distinct `$insert_id`s in its raw bytes
-    /// (which may include rows already delivered whose pages were not yet reused).
+    /// Queue rows that were in the corrupt store but could not be read, as an upper bound.
+    /// It counts the ids between the last readable row and the highest id the store had
+    /// allocated. When SQLite cannot read the file at all, it counts the distinct
+    /// `$insert_id`s in the raw bytes, which may include delivered rows whose pages were not
+    /// reused yet.
     pub lost_records: u64,
 }
 
@@ -270,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn truncated_store_recovers_first_rows_and_counts_the_rest() {
+    fn truncated_store_counts_lost_rows() {
         let source_dir = tempfile::tempdir().unwrap();
         let path = store_with_queued_rows(source_dir.path(), 400);
         let size = std::fs::metadata(&path).unwrap().len();
@@ -295,7 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn intact_store_recovers_everything() {
+    fn intact_store_recovers_all_rows() {
         let source_dir = tempfile::tempdir().unwrap();
         let path = store_with_queued_rows(source_dir.path(), 50);
 

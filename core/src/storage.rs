@@ -115,7 +115,7 @@ pub(crate) struct OpenedStore {
     pub state: StateStore,
     /// Whether a corrupt file was moved aside and replaced.
     pub reset_from: Option<PathBuf>,
-    /// What was recovered from the corrupt file, when there was one.
+    /// The rows recovered from the corrupt file, when there was one.
     pub salvage: Salvage,
 }
 
