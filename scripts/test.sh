@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test suite of the project: Rust, Python, Kotlin, Swift and the official Mixpanel
-# SDKs against the reference server. Installs what it needs on a fresh Debian machine.
+# Runs every test suite of the project: Rust, Python, Kotlin, Swift, the official Mixpanel SDKs
+# against the reference server, the web page in headless Chromium, and the reliability suite.
+# Installs what it needs on a fresh Debian machine.
 #
 # Usage: scripts/test.sh [SUITE ...]    SUITE is rust, python, kotlin, swift, official-sdks,
 #                                       web or reliability; with none, every suite runs.
