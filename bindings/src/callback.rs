@@ -34,6 +34,8 @@ pub enum DropReason {
     OptedOut,
     /// The store could not be written and the in-memory overflow buffer was full.
     StorageUnavailable,
+    /// The client shut down while the records were held only in memory.
+    ShutDown,
     /// A reason of a newer core that this binding does not name yet.
     Other {
         /// The core's description of the reason.
@@ -56,6 +58,7 @@ impl From<&groupscope::DropReason> for DropReason {
             groupscope::DropReason::StoreReset => DropReason::StoreReset,
             groupscope::DropReason::OptedOut => DropReason::OptedOut,
             groupscope::DropReason::StorageUnavailable => DropReason::StorageUnavailable,
+            groupscope::DropReason::ShutDown => DropReason::ShutDown,
             // `groupscope::DropReason` is `#[non_exhaustive]`.
             other => DropReason::Other {
                 description: format!("{other:?}"),

@@ -25,6 +25,8 @@ pub struct Stats {
     pub dropped_opted_out: u64,
     /// Records dropped because the store could not be written and memory was full.
     pub dropped_storage_unavailable: u64,
+    /// Records held only in memory that were not delivered when the client shut down.
+    pub dropped_at_shutdown: u64,
     /// Times the store was found corrupt and replaced.
     pub store_resets: u64,
     /// Non-finite floats replaced by `null` in properties.
@@ -48,6 +50,7 @@ impl From<groupscope::Stats> for Stats {
             dropped_store_reset: stats.dropped_store_reset,
             dropped_opted_out: stats.dropped_opted_out,
             dropped_storage_unavailable: stats.dropped_storage_unavailable,
+            dropped_at_shutdown: stats.dropped_at_shutdown,
             store_resets: stats.store_resets,
             non_finite_replaced: stats.non_finite_replaced,
             partially_rejected_batches: stats.partially_rejected_batches,

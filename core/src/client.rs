@@ -640,6 +640,7 @@ impl Inner {
         }
         if core.state.opted_out {
             log::debug!("Opted out; event {name:?} is not sent");
+            self.shared.stats.count_drop(&DropReason::OptedOut, 1);
             return Ok(insert_id);
         }
         self.enqueue(&core, record);

@@ -97,6 +97,11 @@ pub trait Queue: Send {
 
     /// Returns the id of the oldest queued record.
     fn oldest_id(&self) -> Option<i64>;
+
+    /// Returns whether the records outlive the process, so that a shutdown loses none.
+    fn is_durable(&self) -> bool {
+        false
+    }
 }
 
 /// Index of an endpoint in per-endpoint arrays.

@@ -31,6 +31,9 @@ pub enum DropReason {
     OptedOut,
     /// The store could not be written and the in-memory overflow buffer was full.
     StorageUnavailable,
+    /// The client shut down before the records were delivered, and they were held only in
+    /// memory: in the in-memory queue, or in the buffer of a store that could not be written.
+    ShutDown,
 }
 
 /// Records dropped together for one reason.
@@ -87,10 +90,12 @@ pub struct Stats {
     /// NOTE: the records of an unreadable file cannot be counted, so a reset adds 0 here;
     /// `store_resets` counts the resets themselves.
     pub dropped_store_reset: u64,
-    /// Records cleared by `opt_out`.
+    /// Records cleared by `opt_out`, and events tracked while opted out.
     pub dropped_opted_out: u64,
     /// Records dropped because the store could not be written and memory was full.
     pub dropped_storage_unavailable: u64,
+    /// Records held only in memory that were not delivered when the client shut down.
+    pub dropped_at_shutdown: u64,
     /// Times the store was found corrupt and replaced.
     pub store_resets: u64,
     /// Non-finite floats replaced by `null` in properties.
@@ -118,6 +123,7 @@ pub(crate) struct Counters {
     pub dropped_store_reset: AtomicU64,
     pub dropped_opted_out: AtomicU64,
     pub dropped_storage_unavailable: AtomicU64,
+    pub dropped_at_shutdown: AtomicU64,
     pub store_resets: AtomicU64,
     pub non_finite_replaced: AtomicU64,
     pub partially_rejected_batches: AtomicU64,
@@ -134,6 +140,7 @@ impl Counters {
             DropReason::StoreReset => &self.dropped_store_reset,
             DropReason::OptedOut => &self.dropped_opted_out,
             DropReason::StorageUnavailable => &self.dropped_storage_unavailable,
+            DropReason::ShutDown => &self.dropped_at_shutdown,
         };
         counter.fetch_add(count, Ordering::Relaxed);
     }
@@ -153,6 +160,7 @@ impl Counters {
             dropped_store_reset: load(&self.dropped_store_reset),
             dropped_opted_out: load(&self.dropped_opted_out),
             dropped_storage_unavailable: load(&self.dropped_storage_unavailable),
+            dropped_at_shutdown: load(&self.dropped_at_shutdown),
             store_resets: load(&self.store_resets),
             non_finite_replaced: load(&self.non_finite_replaced),
             partially_rejected_batches: load(&self.partially_rejected_batches),
@@ -175,6 +183,9 @@ impl std::fmt::Display for DropReason {
             DropReason::OptedOut => f.write_str("the user opted out"),
             DropReason::StorageUnavailable => {
                 f.write_str("the store could not be written and the memory buffer was full")
+            }
+            DropReason::ShutDown => {
+                f.write_str("the client shut down while they were held only in memory")
             }
         }
     }

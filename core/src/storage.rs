@@ -719,6 +719,10 @@ impl Queue for SqliteQueue {
             .flatten()
     }
 
+    fn is_durable(&self) -> bool {
+        true
+    }
+
     fn oldest_id(&self) -> Option<i64> {
         self.conn
             .query_row(

@@ -816,6 +816,30 @@ impl Worker {
         self.shared.stats.in_worker.store(held, Ordering::Relaxed);
     }
 
+    /// Reports the undelivered records that only memory holds: the whole queue when it is
+    /// not durable, and the overflow buffer of a store that could not be written.
+    fn report_lost_at_shutdown(&mut self) {
+        let mut lost: Vec<Record> = self.overflow.drain(..).collect();
+        if !self.queue.is_durable() {
+            match self.queue.clear() {
+                Ok(stored) => lost.extend(stored.into_iter().map(|stored| stored.record)),
+                Err(error) => log::warn!("Could not read the queue at shutdown: {error}"),
+            }
+        }
+        let kept = self.queue.len();
+        if kept > 0 {
+            log::warn!(
+                "The worker stopped with {kept} records not delivered; the store keeps them for the next start"
+            );
+        }
+        if lost.is_empty() {
+            return;
+        }
+
+        let insert_ids = lost.iter().filter_map(|record| record.insert_id.clone()).collect();
+        self.shared.report(DropReason::ShutDown, lost.len() as u64, insert_ids);
+    }
+
     /// Delivers until the queue is empty, `max_attempts_per_cycle` attempts failed, or the
     /// shutdown deadline passes.
     fn finish(&mut self) {
@@ -859,14 +883,12 @@ impl Worker {
             }
         }
 
-        self.publish_queued();
         let left = self.queue.len() + self.overflow.len();
         let delivered_all = left == 0 || self.opted_out;
         if !delivered_all {
-            log::warn!(
-                "The worker stopped with {left} records not delivered; a durable store keeps them for the next start, an in-memory queue loses them"
-            );
+            self.report_lost_at_shutdown();
         }
+        self.publish_queued();
         for waiter in self.waiters.drain(..) {
             waiter.done.complete(delivered_all);
         }

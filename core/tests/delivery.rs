@@ -677,3 +677,74 @@ fn maximum_durations_do_not_panic() {
         assert_eq!(client.stats().retried, 1, "{name}");
     }
 }
+
+#[test]
+fn shutdown_reports_undelivered_memory_records() {
+    let server = Server::start();
+    server.default_reply(Reply::status(503, ""));
+    let drops = Drops::default();
+    let mut config = config(&server, None);
+    config.on_drop = Some(drops.callback());
+    let client = Client::new(config).unwrap();
+
+    let mut tracked = Vec::new();
+    for seq in 0..3 {
+        tracked.push(
+            client
+                .track("Undelivered", json!({"seq": seq}), TrackOptions::default())
+                .unwrap(),
+        );
+    }
+    assert!(!client.shutdown(Duration::from_millis(300)));
+
+    let lost: Vec<_> = drops
+        .reports()
+        .into_iter()
+        .filter(|report| report.reason == DropReason::ShutDown)
+        .collect();
+    assert_eq!(lost.len(), 1, "{:?}", drops.reports());
+    assert_eq!(lost[0].count, 3);
+    assert_eq!(lost[0].insert_ids, tracked);
+    assert_eq!(client.stats().dropped_at_shutdown, 3);
+    assert_eq!(client.stats().queued, 0);
+}
+
+#[test]
+fn shutdown_keeps_durable_records_unreported() {
+    let server = Server::start();
+    server.default_reply(Reply::status(503, ""));
+    let dir = tempfile::tempdir().unwrap();
+    let drops = Drops::default();
+    let mut config = config(&server, Some(dir.path()));
+    config.on_drop = Some(drops.callback());
+    let client = Client::new(config).unwrap();
+
+    client
+        .track("Kept", json!({}), TrackOptions::default())
+        .unwrap();
+    assert!(!client.shutdown(Duration::from_millis(300)));
+
+    assert!(
+        drops
+            .reports()
+            .iter()
+            .all(|report| report.reason != DropReason::ShutDown),
+        "{:?}",
+        drops.reports()
+    );
+    assert_eq!(client.stats().dropped_at_shutdown, 0);
+}
+
+#[test]
+fn track_while_opted_out_is_counted() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+    client.opt_out().unwrap();
+
+    client
+        .track("Ignored", json!({}), TrackOptions::default())
+        .unwrap();
+
+    assert_eq!(client.stats().dropped_opted_out, 1);
+    assert_eq!(client.stats().enqueued, 0);
+}

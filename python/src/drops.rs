@@ -20,8 +20,8 @@ const QUEUE_CAPACITY: usize = 10_000;
 #[pyclass(module = "groupscope._native", name = "DropReport", frozen, get_all)]
 pub struct DropReport {
     /// Why the records were dropped: `"queue_full"`, `"too_large"`, `"rejected"`,
-    /// `"unauthorized"`, `"store_reset"`, `"opted_out"`, `"storage_unavailable"`, or
-    /// `"unreported"` for reports that overflowed the binding's queue.
+    /// `"unauthorized"`, `"store_reset"`, `"opted_out"`, `"storage_unavailable"`,
+    /// `"shut_down"`, or `"unreported"` for reports that overflowed the binding's queue.
     reason: String,
     /// How many records were dropped.
     count: u64,
@@ -56,6 +56,7 @@ impl DropReport {
             DropReason::StoreReset => ("store_reset", None, None),
             DropReason::OptedOut => ("opted_out", None, None),
             DropReason::StorageUnavailable => ("storage_unavailable", None, None),
+            DropReason::ShutDown => ("shut_down", None, None),
             // `DropReason` is `#[non_exhaustive]`; a reason added later keeps its debug name.
             other => return DropReport::unnamed(format!("{other:?}"), report.count, report.insert_ids),
         };

@@ -28,6 +28,8 @@ pub struct Stats {
     dropped_opted_out: u64,
     /// Records dropped because the store could not be written and memory was full.
     dropped_storage_unavailable: u64,
+    /// Records held only in memory that were not delivered when the client shut down.
+    dropped_at_shutdown: u64,
     /// Times the store was found corrupt and replaced.
     store_resets: u64,
     /// NaN and infinite floats replaced by `null` in properties.
@@ -51,6 +53,7 @@ impl From<groupscope::Stats> for Stats {
             dropped_store_reset: stats.dropped_store_reset,
             dropped_opted_out: stats.dropped_opted_out,
             dropped_storage_unavailable: stats.dropped_storage_unavailable,
+            dropped_at_shutdown: stats.dropped_at_shutdown,
             store_resets: stats.store_resets,
             non_finite_replaced: stats.non_finite_replaced,
             partially_rejected_batches: stats.partially_rejected_batches,
@@ -70,6 +73,7 @@ impl Stats {
             + self.dropped_store_reset
             + self.dropped_opted_out
             + self.dropped_storage_unavailable
+            + self.dropped_at_shutdown
     }
 
     /// Returns the counters as a `dict`.
@@ -86,6 +90,7 @@ impl Stats {
             ("dropped_store_reset", self.dropped_store_reset),
             ("dropped_opted_out", self.dropped_opted_out),
             ("dropped_storage_unavailable", self.dropped_storage_unavailable),
+            ("dropped_at_shutdown", self.dropped_at_shutdown),
             ("store_resets", self.store_resets),
             ("non_finite_replaced", self.non_finite_replaced),
             ("partially_rejected_batches", self.partially_rejected_batches),
