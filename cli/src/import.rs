@@ -172,7 +172,7 @@ pub fn import(options: &ImportOptions) -> Result<Summary, ImportError> {
 
     let stats = client.stats();
     summary.delivered = stats.delivered;
-    summary.undelivered = stats.queued;
+    summary.undelivered = stats.queued + stats.dropped_at_shutdown;
     summary.drops = drops.lock().map(|drops| drops.clone()).unwrap_or_default();
 
     Ok(summary)
@@ -190,6 +190,11 @@ fn start_client(options: &ImportOptions, drops: Arc<Mutex<BTreeMap<String, u64>>
     config.batch_size = options.batch_size;
     config.flush_interval = FLUSH_INTERVAL;
     config.on_drop = Some(Arc::new(move |report: &DropReport| {
+        // Records still in memory when the import stops are counted as not delivered, from
+        // `Stats::dropped_at_shutdown`, because a longer --flush-timeout would deliver them.
+        if report.reason == DropReason::ShutDown {
+            return;
+        }
         log::warn!("{} group profile records were dropped: {}", report.count, describe_drop(&report.reason));
         if let Ok(mut drops) = drops.lock() {
             *drops.entry(describe_drop(&report.reason)).or_default() += report.count;
@@ -250,6 +255,7 @@ pub fn describe_drop(reason: &DropReason) -> String {
         DropReason::StoreReset => "the client's store was reset".to_owned(),
         DropReason::OptedOut => "the client was opted out".to_owned(),
         DropReason::StorageUnavailable => "the client's store was unavailable".to_owned(),
+        DropReason::ShutDown => "the import stopped before the server acknowledged them; use a longer --flush-timeout".to_owned(),
         other => format!("{other:?}"),
     }
 }
