@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// An error returned by a [`crate::Client`] call.
 ///
-/// Every variant names the rejected value and tells the caller what to do instead. A call that
+/// Every variant names the rejected value and the action that fixes it. A call that
 /// returns an error has enqueued nothing and changed no stored state.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Why records left the queue without being delivered.
+/// The reason records left the queue without being delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DropReason {
@@ -39,7 +39,7 @@ pub enum DropReason {
 /// Records dropped together for one reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropReport {
-    /// Why they were dropped.
+    /// The reason they were dropped.
     pub reason: DropReason,
     /// How many records were dropped. May exceed `insert_ids.len()` when the ids are unknown,
     /// for example after a store reset.

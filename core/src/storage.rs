@@ -15,11 +15,10 @@
 //! Queue rows carry the owner id of the [`SqliteQueue`] that appended them, a random number
 //! drawn when the queue is opened. A worker only reads and deletes its own rows, so a child
 //! created by `fork()` (which opens a new queue) never sends what its parent queued. A client
-//! that starts fresh claims every row, including rows left over by processes that ended.
-//!
-//! NOTE: that claim also takes the rows of another live client using the same `data_dir`.
-//! Nothing is lost, but a batch that client had in flight is sent again by the new owner, and
-//! the server deduplicates it by `$insert_id`.
+//! that starts fresh claims every row, including rows left over by processes that ended. No
+//! live client can lose its rows to that claim, because a client holds an exclusive lock on
+//! its `data_dir` for its whole life (`dir_lock.rs`), and a forked child shares its parent's
+//! lock instead of starting fresh.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
