@@ -19,7 +19,8 @@ fn records(count: usize) -> Vec<Record> {
                 endpoint: Endpoint::Track,
                 body: format!(
                     r#"{{"event":"Bench Event","properties":{{"$insert_id":"{insert_id}","plan":"pro","seats":12}}}}"#
-                ),
+                )
+                .into(),
                 insert_id: Some(insert_id),
             }
         })

@@ -19,7 +19,8 @@ use serde_json::{Map, Value, json};
 
 use crate::completion::{self, Completion};
 use crate::dir_lock::DataDirLock;
-use crate::event::{self, EventContext};
+use crate::encode::EncodedProperties;
+use crate::event::{self, EncodedContext, EventContext};
 use crate::groups::{IntoGroupId, validate_group_key};
 use crate::profile::{self, ProfileOperation};
 use crate::protocol::Endpoint;
@@ -117,6 +118,9 @@ struct Core {
     /// Profile updates held until `identify`, when there is no store.
     held_in_memory: Vec<HeldUpdate>,
     sender: Sender<Command>,
+    /// The encoded super properties and group super properties; `None` after they change,
+    /// until the next event encodes them again.
+    encoded_context: Option<EncodedContext>,
 }
 
 struct WorkerThread {
@@ -222,6 +226,7 @@ impl Client {
                     state,
                     store,
                     held_in_memory: Vec::new(),
+                    encoded_context: None,
                     sender,
                 }),
                 worker: Mutex::new(WorkerThread {
@@ -250,6 +255,23 @@ impl Client {
         properties: Value,
         options: TrackOptions,
     ) -> Result<String, Error> {
+        let properties = EncodedProperties::from_value(properties)?;
+        self.inner
+            .record_event(Endpoint::Track, event, &properties, options)
+    }
+
+    /// Records an event for `/track` whose properties a [`PropertiesWriter`](crate::PropertiesWriter) already encoded.
+    /// Same rules as [`Client::track`]; this form skips building a [`Value`], which is what
+    /// language bindings use.
+    ///
+    /// # Errors
+    /// As [`Client::track`].
+    pub fn track_encoded(
+        &self,
+        event: &str,
+        properties: &EncodedProperties,
+        options: TrackOptions,
+    ) -> Result<String, Error> {
         self.inner
             .record_event(Endpoint::Track, event, properties, options)
     }
@@ -263,6 +285,21 @@ impl Client {
         &self,
         event: &str,
         properties: Value,
+        options: TrackOptions,
+    ) -> Result<String, Error> {
+        let properties = EncodedProperties::from_value(properties)?;
+        self.inner
+            .record_event(Endpoint::Import, event, &properties, options)
+    }
+
+    /// Records an event for `/import` whose properties a [`PropertiesWriter`](crate::PropertiesWriter) already encoded.
+    ///
+    /// # Errors
+    /// As [`Client::track`].
+    pub fn import_encoded(
+        &self,
+        event: &str,
+        properties: &EncodedProperties,
         options: TrackOptions,
     ) -> Result<String, Error> {
         self.inner
@@ -614,29 +651,50 @@ impl Inner {
         &self,
         endpoint: Endpoint,
         name: &str,
-        properties: Value,
+        properties: &EncodedProperties,
         options: TrackOptions,
     ) -> Result<String, Error> {
         self.ensure_running()?;
-        let core = lock(&self.core);
+        let mut core = lock(&self.core);
+        if core.encoded_context.is_none() {
+            core.encoded_context = Some(EncodedContext::new(
+                &self.config.token,
+                &core.state.super_properties,
+                &core.state.groups,
+            ));
+        }
+        let core = core;
         let context = EventContext {
-            token: &self.config.token,
             distinct_id: core.distinct_id(),
-            super_properties: &core.state.super_properties,
-            groups: &core.state.groups,
         };
-        let (record, insert_id) =
-            event::build_event(endpoint, &context, name, properties, &options)?;
+        let encoded_context = core
+            .encoded_context
+            .as_ref()
+            .expect("the encoded context was built above");
+        let (record, insert_id) = event::build_event(
+            endpoint,
+            &context,
+            encoded_context,
+            name,
+            properties,
+            &options,
+        )?;
 
-        if options.non_finite_replaced > 0 {
-            self.shared
+        let non_finite_replaced = options.non_finite_replaced + properties.non_finite_replaced();
+        if non_finite_replaced > 0 {
+            let before = self
+                .shared
                 .stats
                 .non_finite_replaced
-                .fetch_add(options.non_finite_replaced, Ordering::Relaxed);
-            log::warn!(
-                "Replaced {} non-finite numbers with null in the properties of event {name:?}",
-                options.non_finite_replaced
-            );
+                .fetch_add(non_finite_replaced, Ordering::Relaxed);
+            let after = before + non_finite_replaced;
+            // Logged the first time and then each time the total passes a power of two, so a
+            // hot loop cannot flood the log.
+            if before == 0 || after.ilog2() > before.ilog2() {
+                log::warn!(
+                    "Replaced {non_finite_replaced} non-finite numbers with null in the properties of event {name:?} ({after} so far); send finite numbers or null"
+                );
+            }
         }
         if core.state.opted_out {
             log::debug!("Opted out; event {name:?} is not sent");
@@ -708,6 +766,7 @@ impl Inner {
         }
 
         core.state = state;
+        core.encoded_context = None;
         for record in records {
             self.enqueue(core, record);
         }

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use crate::groups::GroupIds;
+use crate::encode::{EncodedProperties, write_json};
 use crate::protocol::{self, Endpoint};
 use crate::queue::Record;
 use crate::{Error, TrackOptions};
@@ -24,14 +25,8 @@ const OWNED_EVENT_PROPERTIES: &[&str] = &["token", "mp_lib", "$lib_version"];
 
 /// The client state an event is built from.
 pub(crate) struct EventContext<'a> {
-    /// The project token.
-    pub token: &'a str,
     /// The current distinct_id.
     pub distinct_id: &'a str,
-    /// Registered super properties.
-    pub super_properties: &'a Map<String, Value>,
-    /// Group super properties.
-    pub groups: &'a BTreeMap<String, GroupIds>,
 }
 
 /// Returns the current time in ms since the epoch.
@@ -158,53 +153,58 @@ fn time_from_f64(time: f64) -> Result<i64, Error> {
 /// `time`, `distinct_id` and `$insert_id` come from the call site when given there.
 ///
 /// # Errors
-/// The validation errors of [`validate_event_name`], [`properties_object`], [`time_ms`],
+/// The validation errors of [`validate_event_name`], [`time_ms`] and
 /// [`validate_distinct_id`], plus [`Error::InvalidGroupKey`]/[`Error::InvalidGroupId`] for
-/// per-event groups and [`Error::InvalidProperty`] for a malformed `$insert_id`. The limit
-/// checks of [`crate::validate`] add [`Error::InvalidTime`] outside the endpoint's time window
-/// and [`Error::InvalidProperty`] for too many properties, a long list, deep nesting or an
-/// event over 1 MB.
+/// per-event groups and [`Error::InvalidProperty`] for a malformed `$insert_id` or a super
+/// property over a per-value limit. The limit checks of [`crate::validate`] add
+/// [`Error::InvalidTime`] outside the endpoint's time window and [`Error::InvalidProperty`]
+/// for too many properties or an event over 1 MB. List length and nesting of call-site
+/// properties were checked when `properties` was encoded.
 pub(crate) fn build_event(
     endpoint: Endpoint,
     context: &EventContext<'_>,
+    encoded_context: &EncodedContext,
     event: &str,
-    properties: Value,
+    properties: &EncodedProperties,
     options: &TrackOptions,
 ) -> Result<(Record, String), Error> {
     validate_event_name(event)?;
-    let call_site = properties_object(properties)?;
+    encoded_context.check()?;
 
-    let mut merged = context.super_properties.clone();
-    for (key, ids) in context.groups {
-        merged.insert(key.clone(), ids.to_json());
-    }
-    for (name, value) in call_site {
-        merged.insert(name, value);
-    }
+    // Per-event groups, validated and encoded; a later entry for the same key wins.
+    let mut event_groups: Vec<(&str, Option<Vec<u8>>)> = Vec::with_capacity(options.groups.len());
     for (key, ids) in &options.groups {
         crate::groups::validate_group_key(key)?;
-        match ids {
+        let encoded = match ids {
             Some(ids) => {
                 let ids = GroupIds::from_json(key, ids)?;
-                merged.insert(key.clone(), ids.to_json());
+                crate::validate::check_group_id_count(key, ids.len())?;
+                Some(encode_entry(key, &ids.to_json()))
             }
-            None => {
-                merged.remove(key);
-            }
-        }
+            None => None,
+        };
+        event_groups.retain(|(earlier, _)| *earlier != key);
+        event_groups.push((key, encoded));
     }
+    let set_per_event = |name: &str| event_groups.iter().any(|(key, _)| *key == name);
 
-    let time = match (options.time, merged.get("time")) {
-        (Some(time), _) => time_from_f64(time)?,
-        (None, Some(value)) => time_ms(value)?,
-        (None, None) => now_ms(),
+    // The call site's `time`, `distinct_id` and `$insert_id` win over super properties.
+    let special = |name: &str| {
+        properties
+            .value(name)
+            .or_else(|| encoded_context.special(name).cloned())
     };
-    crate::validate::check_event_time(endpoint, time, now_ms())?;
-    merged.insert("time".to_owned(), Value::from(time));
+    let now = now_ms();
+    let time = match (options.time, special("time")) {
+        (Some(time), _) => time_from_f64(time)?,
+        (None, Some(value)) => time_ms(&value)?,
+        (None, None) => now,
+    };
+    crate::validate::check_event_time(endpoint, time, now)?;
 
-    let distinct_id = match (&options.distinct_id, merged.get("distinct_id")) {
+    let distinct_id = match (&options.distinct_id, special("distinct_id")) {
         (Some(distinct_id), _) => distinct_id.clone(),
-        (None, Some(Value::String(distinct_id))) => distinct_id.clone(),
+        (None, Some(Value::String(distinct_id))) => distinct_id,
         (None, Some(other)) => {
             return Err(Error::InvalidDistinctId {
                 value: other.to_string(),
@@ -214,10 +214,9 @@ pub(crate) fn build_event(
         (None, None) => context.distinct_id.to_owned(),
     };
     validate_distinct_id(&distinct_id)?;
-    merged.insert("distinct_id".to_owned(), Value::String(distinct_id));
 
-    let insert_id = match merged.get("$insert_id") {
-        Some(Value::String(id)) if protocol::is_valid_insert_id(id) => id.clone(),
+    let insert_id = match special("$insert_id") {
+        Some(Value::String(id)) if protocol::is_valid_insert_id(&id) => id,
         Some(other) => {
             return Err(Error::InvalidProperty {
                 name: "$insert_id".to_owned(),
@@ -228,34 +227,165 @@ pub(crate) fn build_event(
         }
         None => protocol::new_insert_id(),
     };
-    merged.insert("$insert_id".to_owned(), Value::String(insert_id.clone()));
 
-    for name in OWNED_EVENT_PROPERTIES {
-        merged.remove(*name);
+    // Precedence, lowest first: super properties and group super properties (already merged
+    // in `encoded_context`), call-site properties, per-event groups, then the client's own.
+    let mut body = Vec::with_capacity(
+        96 + event.len() + encoded_context.text_len() + properties.text_len() + distinct_id.len(),
+    );
+    body.extend_from_slice(b"{\"event\":");
+    write_json(&mut body, event);
+    body.extend_from_slice(b",\"properties\":{");
+    let mut count = 0;
+    let mut push = |body: &mut Vec<u8>, entry: &[u8]| {
+        if count > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(entry);
+        count += 1;
+    };
+    for (name, entry) in encoded_context.entries() {
+        if !properties.contains(name) && !set_per_event(name) {
+            push(&mut body, entry);
+        }
     }
-    merged.insert("token".to_owned(), Value::String(context.token.to_owned()));
-    merged.insert(
-        "mp_lib".to_owned(),
-        Value::String(crate::LIB_NAME.to_owned()),
-    );
-    merged.insert(
-        "$lib_version".to_owned(),
-        Value::String(crate::LIB_VERSION.to_owned()),
-    );
+    for (name, entry) in properties.entries() {
+        if !is_written_by_client(name) && !set_per_event(name) {
+            push(&mut body, entry);
+        }
+    }
+    for (_, entry) in &event_groups {
+        if let Some(entry) = entry {
+            push(&mut body, entry);
+        }
+    }
+    if count > 0 {
+        body.push(b',');
+    }
+    body.extend_from_slice(b"\"time\":");
+    write_json(&mut body, &time);
+    body.extend_from_slice(b",\"distinct_id\":");
+    write_json(&mut body, &distinct_id);
+    body.extend_from_slice(b",\"$insert_id\":");
+    write_json(&mut body, &insert_id);
+    body.push(b',');
+    body.extend_from_slice(&encoded_context.client_properties);
+    body.extend_from_slice(b"}}");
 
-    crate::validate::check_event_properties(&merged)?;
-
-    let mut body = Map::with_capacity(2);
-    body.insert("event".to_owned(), Value::String(event.to_owned()));
-    body.insert("properties".to_owned(), Value::Object(merged));
-
+    crate::validate::check_property_count(count + 3 + CLIENT_PROPERTIES)?;
+    let body = String::from_utf8(body).expect("the writer emits UTF-8 JSON");
+    crate::validate::check_event_size(event, body.len())?;
     let record = Record {
         endpoint,
         insert_id: Some(insert_id.clone()),
-        body: encode_json(&Value::Object(body)),
+        body: body.into(),
     };
-    crate::validate::check_event_size(event, record.body.len())?;
     Ok((record, insert_id))
+}
+
+/// Whether the client writes property `name` itself, so a call-site value is not copied.
+fn is_written_by_client(name: &str) -> bool {
+    matches!(name, "time" | "distinct_id" | "$insert_id") || OWNED_EVENT_PROPERTIES.contains(&name)
+}
+
+/// Encodes `"name":value`.
+fn encode_entry<T: serde::Serialize + ?Sized>(name: &str, value: &T) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(name.len() + 40);
+    write_json(&mut entry, name);
+    entry.push(b':');
+    write_json(&mut entry, value);
+    entry
+}
+
+/// How many properties [`EncodedContext::client_properties`] holds.
+const CLIENT_PROPERTIES: usize = 3;
+
+/// The super properties and group super properties of a client, merged and encoded once per
+/// change instead of once per event, and the properties the client writes on every event.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedContext {
+    /// Each property's name and `"name":value` text, without the ones the client writes itself.
+    entries: Vec<(String, Vec<u8>)>,
+    /// `"token":…,"mp_lib":…,"$lib_version":…`.
+    client_properties: Vec<u8>,
+    /// Super properties named `time`, `distinct_id` or `$insert_id`.
+    special: Vec<(&'static str, Value)>,
+    /// The first per-value limit a super property breaks: its name and the reason.
+    invalid: Option<(String, String)>,
+}
+
+impl EncodedContext {
+    /// Merges `super_properties` with `groups` (groups win) and encodes the result.
+    pub(crate) fn new(
+        token: &str,
+        super_properties: &Map<String, Value>,
+        groups: &BTreeMap<String, GroupIds>,
+    ) -> Self {
+        let mut merged = super_properties.clone();
+        for (key, ids) in groups {
+            merged.insert(key.clone(), ids.to_json());
+        }
+
+        let mut context = EncodedContext::default();
+        for (index, (name, value)) in [
+            ("token", token),
+            ("mp_lib", crate::LIB_NAME),
+            ("$lib_version", crate::LIB_VERSION),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if index > 0 {
+                context.client_properties.push(b',');
+            }
+            context.client_properties.extend(encode_entry(name, value));
+        }
+        debug_assert_eq!(CLIENT_PROPERTIES, 3);
+        if let Err(Error::InvalidProperty { name, reason }) = EncodedProperties::from_map(&merged) {
+            context.invalid = Some((name, reason));
+        }
+        for (name, value) in merged {
+            match name.as_str() {
+                "time" => context.special.push(("time", value)),
+                "distinct_id" => context.special.push(("distinct_id", value)),
+                "$insert_id" => context.special.push(("$insert_id", value)),
+                other if is_written_by_client(other) => {}
+                _ => {
+                    let entry = encode_entry(&name, &value);
+                    context.entries.push((name, entry));
+                }
+            }
+        }
+        context
+    }
+
+    /// Fails when a super property breaks a per-value limit, as every event would.
+    fn check(&self) -> Result<(), Error> {
+        match &self.invalid {
+            Some((name, reason)) => Err(Error::InvalidProperty {
+                name: name.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn special(&self, name: &str) -> Option<&Value> {
+        self.special
+            .iter()
+            .find(|(special, _)| *special == name)
+            .map(|(_, value)| value)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries
+            .iter()
+            .map(|(name, entry)| (name.as_str(), entry.as_slice()))
+    }
+
+    fn text_len(&self) -> usize {
+        self.entries.iter().map(|(_, entry)| entry.len() + 1).sum()
+    }
 }
 
 /// Encodes `value` as compact JSON. Writing into a byte buffer is faster than `Display`, which
@@ -283,7 +413,7 @@ pub(crate) fn build_engage(
     Record {
         endpoint: Endpoint::Engage,
         insert_id: None,
-        body: encode_json(&Value::Object(body)),
+        body: encode_json(&Value::Object(body)).into(),
     }
 }
 
@@ -304,7 +434,7 @@ pub(crate) fn build_group_update(
     Record {
         endpoint: Endpoint::Groups,
         insert_id: None,
-        body: encode_json(&Value::Object(body)),
+        body: encode_json(&Value::Object(body)).into(),
     }
 }
 
@@ -380,16 +510,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn context<'a>(
-        super_properties: &'a Map<String, Value>,
-        groups: &'a BTreeMap<String, GroupIds>,
-    ) -> EventContext<'a> {
-        EventContext {
-            token: "tok",
+    /// Builds an event the way the client does, from super properties, group super
+    /// properties and call-site properties.
+    fn build(
+        endpoint: Endpoint,
+        super_properties: &Map<String, Value>,
+        groups: &BTreeMap<String, GroupIds>,
+        event: &str,
+        properties: Value,
+        options: &TrackOptions,
+    ) -> Result<(Record, String), Error> {
+        let context = EventContext {
             distinct_id: "user-1",
-            super_properties,
-            groups,
-        }
+        };
+        let encoded_context = EncodedContext::new("tok", super_properties, groups);
+        let properties = EncodedProperties::from_value(properties)?;
+        build_event(endpoint, &context, &encoded_context, event, &properties, options)
     }
 
     fn properties_of(record: &Record) -> Map<String, Value> {
@@ -404,9 +540,10 @@ mod tests {
             .unwrap()
             .clone();
         let groups = BTreeMap::new();
-        let (record, _) = build_event(
+        let (record, _) = build(
             Endpoint::Track,
-            &context(&supers, &groups),
+            &supers,
+            &groups,
             "x",
             json!({"plan": "pro"}),
             &TrackOptions::default(),
@@ -427,9 +564,10 @@ mod tests {
         let groups = BTreeMap::new();
         // /import, because /track rejects times more than 5 days old.
         let options = TrackOptions::default().time(1_700_000_000.25);
-        let (record, _) = build_event(
+        let (record, _) = build(
             Endpoint::Import,
-            &context(&supers, &groups),
+            &supers,
+            &groups,
             "x",
             Value::Null,
             &options,
@@ -437,9 +575,10 @@ mod tests {
         .unwrap();
         assert_eq!(properties_of(&record)["time"], 1_700_000_000_250i64);
 
-        let (record, _) = build_event(
+        let (record, _) = build(
             Endpoint::Import,
-            &context(&supers, &groups),
+            &supers,
+            &groups,
             "x",
             json!({"time": 1_700_000_000_123i64}),
             &TrackOptions::default(),
@@ -452,9 +591,10 @@ mod tests {
     fn insert_id_is_32_hex() {
         let supers = Map::new();
         let groups = BTreeMap::new();
-        let (record, insert_id) = build_event(
+        let (record, insert_id) = build(
             Endpoint::Track,
-            &context(&supers, &groups),
+            &supers,
+            &groups,
             "x",
             Value::Null,
             &TrackOptions::default(),
@@ -463,6 +603,91 @@ mod tests {
         assert_eq!(insert_id.len(), 32);
         assert!(insert_id.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(properties_of(&record)["$insert_id"], insert_id.as_str());
+    }
+
+    #[test]
+    fn precedence_from_super_properties_to_per_event_groups() {
+        let supers = json!({"plan": "free", "region": "eu", "company_id": "from-supers", "token": "x"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let mut groups = BTreeMap::new();
+        groups.insert("company_id".to_owned(), GroupIds::collect("company_id", ["acme"]).unwrap());
+        groups.insert("project_id".to_owned(), GroupIds::collect("project_id", ["p1"]).unwrap());
+        let options = TrackOptions::default()
+            .group("company_id", "globex")
+            .without_group("project_id")
+            .without_group("team_id");
+        let call_site = json!({"plan": "pro", "team_id": "t1", "mp_lib": "other", "$lib_version": "0"});
+
+        let (record, _) = build(Endpoint::Track, &supers, &groups, "x", call_site, &options).unwrap();
+
+        let properties = properties_of(&record);
+        assert_eq!(properties["plan"], "pro");
+        assert_eq!(properties["region"], "eu");
+        assert_eq!(properties["company_id"], json!(["globex"]));
+        assert!(!properties.contains_key("project_id"), "{properties:?}");
+        assert!(!properties.contains_key("team_id"), "{properties:?}");
+        assert_eq!(properties["token"], "tok");
+        assert_eq!(properties["mp_lib"], "groupscope");
+        assert_eq!(properties["$lib_version"], crate::LIB_VERSION);
+        // Every name appears once in the text, not only in the decoded map.
+        assert_eq!(record.body.matches("\"plan\"").count(), 1, "{}", record.body);
+        assert_eq!(record.body.matches("\"company_id\"").count(), 1, "{}", record.body);
+        assert_eq!(record.body.matches("\"token\"").count(), 1, "{}", record.body);
+    }
+
+    #[test]
+    fn special_super_properties_apply_unless_the_call_site_sets_them() {
+        let supers = json!({"distinct_id": "from-supers", "$insert_id": "abc-123"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let groups = BTreeMap::new();
+        let (record, insert_id) =
+            build(Endpoint::Track, &supers, &groups, "x", Value::Null, &TrackOptions::default()).unwrap();
+        assert_eq!(insert_id, "abc-123");
+        assert_eq!(properties_of(&record)["distinct_id"], "from-supers");
+
+        let call_site = json!({"distinct_id": "from-call", "$insert_id": "def-456"});
+        let (record, insert_id) =
+            build(Endpoint::Track, &supers, &groups, "x", call_site, &TrackOptions::default()).unwrap();
+        assert_eq!(insert_id, "def-456");
+        assert_eq!(properties_of(&record)["distinct_id"], "from-call");
+        assert_eq!(record.body.matches("\"distinct_id\"").count(), 1, "{}", record.body);
+    }
+
+    #[test]
+    fn property_count_includes_super_properties_and_the_clients_own() {
+        let groups = BTreeMap::new();
+        let mut supers = Map::new();
+        // With the 6 properties the client writes, 248 + 6 = 254 is the most Mixpanel accepts.
+        for i in 0..248 {
+            supers.insert(format!("s{i}"), json!(i));
+        }
+        assert!(build(Endpoint::Track, &supers, &groups, "x", Value::Null, &TrackOptions::default()).is_ok());
+
+        // A call-site property that overrides a super property adds nothing.
+        let same_name = json!({"s0": "again"});
+        assert!(build(Endpoint::Track, &supers, &groups, "x", same_name, &TrackOptions::default()).is_ok());
+
+        let one_more = json!({"new": 1});
+        let error = build(Endpoint::Track, &supers, &groups, "x", one_more, &TrackOptions::default()).unwrap_err();
+        assert!(error.to_string().contains("255 properties"), "{error}");
+    }
+
+    #[test]
+    fn a_super_property_over_a_limit_fails_every_event() {
+        let supers = json!({"tags": vec![1; crate::protocol::MAX_ARRAY_ELEMENTS]})
+            .as_object()
+            .unwrap()
+            .clone();
+        let groups = BTreeMap::new();
+        let error = build(Endpoint::Track, &supers, &groups, "x", Value::Null, &TrackOptions::default()).unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidProperty { name, .. } if name == "tags"),
+            "{error}"
+        );
     }
 
     #[test]

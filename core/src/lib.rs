@@ -28,6 +28,7 @@ mod client;
 mod completion;
 mod config;
 mod dir_lock;
+mod encode;
 mod error;
 mod event;
 pub mod groups;
@@ -53,6 +54,7 @@ pub mod bench_internals {
 
 pub use client::{Client, GroupHandle, TrackOptions};
 pub use config::{Config, Region};
+pub use encode::{EncodedProperties, PropertiesWriter};
 pub use error::Error;
 pub use groups::{GroupId, GroupIds};
 pub use profile::ProfileOperation;

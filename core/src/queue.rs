@@ -5,6 +5,7 @@
 //! "the oldest records" and "everything appended before a flush" are id comparisons.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::protocol::Endpoint;
 
@@ -15,8 +16,8 @@ pub struct Record {
     pub endpoint: Endpoint,
     /// The event's `$insert_id`; `None` for profile records.
     pub insert_id: Option<String>,
-    /// The record as compact JSON.
-    pub body: String,
+    /// The record as compact JSON, shared rather than copied when the queue hands out a batch.
+    pub body: Arc<str>,
 }
 
 /// A record with the id the queue gave it.
@@ -51,6 +52,18 @@ pub trait Queue: Send {
     /// # Errors
     /// [`QueueError::Transient`] when the store cannot be written; nothing was appended.
     fn append(&mut self, records: &[Record]) -> Result<(), QueueError>;
+
+    /// Appends records the caller gives up, so a queue that keeps them in memory moves them
+    /// instead of copying. On error nothing was appended and the records come back.
+    ///
+    /// # Errors
+    /// As [`Queue::append`], with the records.
+    fn append_owned(&mut self, records: Vec<Record>) -> Result<(), (QueueError, Vec<Record>)> {
+        match self.append(&records) {
+            Ok(()) => Ok(()),
+            Err(error) => Err((error, records)),
+        }
+    }
 
     /// Returns up to `limit` of the oldest records for `endpoint`.
     ///
@@ -205,11 +218,15 @@ impl MemoryQueue {
 
 impl Queue for MemoryQueue {
     fn append(&mut self, records: &[Record]) -> Result<(), QueueError> {
+        self.append_owned(records.to_vec()).map_err(|(error, _)| error)
+    }
+
+    fn append_owned(&mut self, records: Vec<Record>) -> Result<(), (QueueError, Vec<Record>)> {
         for record in records {
             self.bytes += record.body.len();
             self.lanes[endpoint_index(record.endpoint)].push_back(StoredRecord {
                 id: self.next_id,
-                record: record.clone(),
+                record,
             });
             self.next_id += 1;
         }
@@ -287,7 +304,7 @@ mod tests {
         Record {
             endpoint,
             insert_id: None,
-            body: body.to_owned(),
+            body: body.into(),
         }
     }
 
@@ -306,7 +323,7 @@ mod tests {
             .front(Endpoint::Track, 10)
             .unwrap()
             .into_iter()
-            .map(|s| s.record.body)
+            .map(|s| s.record.body.to_string())
             .collect();
         assert_eq!(track, ["1", "3"]);
         assert_eq!(queue.len_for(Endpoint::Groups), 1);
@@ -325,11 +342,11 @@ mod tests {
 
         let evicted = queue.evict_to_fit(10, 4).unwrap();
         assert_eq!(evicted.len(), 1);
-        assert_eq!(evicted[0].record.body, "aaaa");
+        assert_eq!(&*evicted[0].record.body, "aaaa");
         assert_eq!(queue.len(), 2);
 
         let evicted = queue.evict_to_fit(1, 100).unwrap();
-        assert_eq!(evicted[0].record.body, "bb");
+        assert_eq!(&*evicted[0].record.body, "bb");
         assert_eq!(queue.oldest_id(), queue.newest_id());
     }
 

@@ -532,7 +532,7 @@ impl SqliteQueue {
                 record: Record {
                     endpoint,
                     insert_id,
-                    body,
+                    body: body.into(),
                 },
             });
         }
@@ -744,7 +744,7 @@ mod tests {
         Record {
             endpoint: Endpoint::Track,
             insert_id: Some(body.to_owned()),
-            body: body.to_owned(),
+            body: body.into(),
         }
     }
 
@@ -815,7 +815,7 @@ mod tests {
         let mut claimed = SqliteQueue::open(dir.path(), true).unwrap();
         assert_eq!(claimed.len(), 2);
         assert_eq!(
-            claimed.front(Endpoint::Track, 10).unwrap()[0].record.body,
+            &*claimed.front(Endpoint::Track, 10).unwrap()[0].record.body,
             "a"
         );
         assert!(
@@ -835,7 +835,7 @@ mod tests {
 
         let evicted = queue.evict_to_fit(2, usize::MAX).unwrap();
         assert_eq!(evicted.len(), 1);
-        assert_eq!(evicted[0].record.body, "a");
+        assert_eq!(&*evicted[0].record.body, "a");
         assert_eq!(queue.len(), 2);
     }
 
@@ -873,7 +873,7 @@ mod tests {
             .front(Endpoint::Track, 10)
             .unwrap()
             .into_iter()
-            .map(|stored| stored.record.body)
+            .map(|stored| stored.record.body.to_string())
             .collect();
         assert_eq!(
             left,

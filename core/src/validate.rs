@@ -4,11 +4,9 @@
 //! after `track` returned. Checking them on the caller's thread turns that silent loss into an
 //! [`Error`] that names the value and the fix.
 
-use serde_json::{Map, Value};
-
 use crate::Error;
 use crate::protocol::{
-    Endpoint, MAX_ARRAY_ELEMENTS, MAX_EVENT_BYTES, MAX_NESTING_DEPTH, MAX_PROPERTIES,
+    Endpoint, MAX_ARRAY_ELEMENTS, MAX_EVENT_BYTES, MAX_PROPERTIES,
 };
 
 /// Maximum time, in ms, by which an event `time` may be ahead of now on `/track` and `/import`.
@@ -49,61 +47,22 @@ pub(crate) fn check_event_time(endpoint: Endpoint, time_ms: i64, now_ms: i64) ->
     }
 }
 
-/// Checks the final property map of an event: the property count, list lengths and object
-/// nesting.
+/// Checks the number of properties of an event, including super properties, group super
+/// properties and the ones the client writes itself. The per-value limits (list length and
+/// object nesting) are checked as values are encoded, in [`crate::encode`].
 ///
 /// # Errors
-/// [`Error::InvalidProperty`] naming the first property over a limit.
-pub(crate) fn check_event_properties(properties: &Map<String, Value>) -> Result<(), Error> {
-    if properties.len() >= MAX_PROPERTIES {
+/// [`Error::InvalidProperty`] when there are 255 or more.
+pub(crate) fn check_property_count(count: usize) -> Result<(), Error> {
+    if count >= MAX_PROPERTIES {
         return Err(Error::InvalidProperty {
             name: "properties".to_owned(),
             reason: format!(
-                "the event has {} properties including super properties, group super properties and the library's own; Mixpanel accepts fewer than {MAX_PROPERTIES}, so send fewer properties or unregister super properties",
-                properties.len()
+                "the event has {count} properties including super properties, group super properties and the library's own; Mixpanel accepts fewer than {MAX_PROPERTIES}, so send fewer properties or unregister super properties"
             ),
         });
     }
-    for (name, value) in properties {
-        check_value(name, value, 0)?;
-    }
     Ok(())
-}
-
-/// Checks one property value. `depth` is the number of objects that contain `value` below the
-/// top-level property map.
-fn check_value(name: &str, value: &Value, depth: usize) -> Result<(), Error> {
-    match value {
-        Value::Array(items) => {
-            if items.len() >= MAX_ARRAY_ELEMENTS {
-                return Err(Error::InvalidProperty {
-                    name: name.to_owned(),
-                    reason: format!(
-                        "the list has {} elements; Mixpanel accepts fewer than {MAX_ARRAY_ELEMENTS}, so split it or send a count instead",
-                        items.len()
-                    ),
-                });
-            }
-            items
-                .iter()
-                .try_for_each(|item| check_value(name, item, depth))
-        }
-        Value::Object(fields) => {
-            let depth = depth + 1;
-            if depth > MAX_NESTING_DEPTH {
-                return Err(Error::InvalidProperty {
-                    name: name.to_owned(),
-                    reason: format!(
-                        "objects are nested more than {MAX_NESTING_DEPTH} levels deep, which Mixpanel rejects; flatten the inner objects into dotted property names"
-                    ),
-                });
-            }
-            fields
-                .values()
-                .try_for_each(|field| check_value(name, field, depth))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Checks the encoded size of one event.
@@ -142,9 +101,10 @@ pub(crate) fn check_group_id_count(key: &str, count: usize) -> Result<(), Error>
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
 
     use super::*;
+    use crate::encode::EncodedProperties;
 
     const NOW: i64 = 1_700_000_000_000;
 
@@ -182,41 +142,33 @@ mod tests {
 
     #[test]
     fn property_count_limit() {
-        let mut properties = Map::new();
-        for i in 0..MAX_PROPERTIES - 1 {
-            properties.insert(format!("p{i}"), json!(i));
-        }
-        assert!(check_event_properties(&properties).is_ok());
-
-        properties.insert("one more".to_owned(), json!(1));
-        let error = check_event_properties(&properties).unwrap_err();
+        assert!(check_property_count(MAX_PROPERTIES - 1).is_ok());
+        let error = check_property_count(MAX_PROPERTIES).unwrap_err();
         assert!(error.to_string().contains("255 properties"), "{error}");
+    }
+
+    fn encode(value: Value) -> Result<EncodedProperties, Error> {
+        EncodedProperties::from_map(&object(value))
     }
 
     #[test]
     fn list_length_limit() {
-        let short = object(json!({"tags": vec![1; MAX_ARRAY_ELEMENTS - 1]}));
-        assert!(check_event_properties(&short).is_ok());
+        assert!(encode(json!({"tags": vec![1; MAX_ARRAY_ELEMENTS - 1]})).is_ok());
 
-        let long = object(json!({"tags": vec![1; MAX_ARRAY_ELEMENTS]}));
-        let error = check_event_properties(&long).unwrap_err();
+        let error = encode(json!({"tags": vec![1; MAX_ARRAY_ELEMENTS]})).unwrap_err();
         assert!(error.to_string().contains("\"tags\""), "{error}");
 
-        let nested = object(json!({"outer": {"tags": vec![1; MAX_ARRAY_ELEMENTS]}}));
-        assert!(check_event_properties(&nested).is_err());
+        assert!(encode(json!({"outer": {"tags": vec![1; MAX_ARRAY_ELEMENTS]}})).is_err());
     }
 
     #[test]
     fn nesting_depth_limit() {
-        let three = object(json!({"a": {"b": {"c": {"d": 1}}}}));
-        assert!(check_event_properties(&three).is_ok());
+        assert!(encode(json!({"a": {"b": {"c": {"d": 1}}}})).is_ok());
 
-        let four = object(json!({"a": {"b": {"c": {"d": {"e": 1}}}}}));
-        let error = check_event_properties(&four).unwrap_err();
+        let error = encode(json!({"a": {"b": {"c": {"d": {"e": 1}}}}})).unwrap_err();
         assert!(error.to_string().contains("\"a\""), "{error}");
 
-        let in_list = object(json!({"a": [{"b": {"c": {"d": {}}}}]}));
-        assert!(check_event_properties(&in_list).is_err());
+        assert!(encode(json!({"a": [{"b": {"c": {"d": {}}}}]})).is_err());
     }
 
     #[test]

@@ -41,8 +41,11 @@ const STORAGE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// batch. It bounds the extra delay of a record; flushes and shutdowns are not delayed.
 const COALESCE_DELAY: Duration = Duration::from_millis(1);
 
-/// How many commands the worker handles before it stores what it received and sends.
-const MAX_COMMANDS_PER_BURST: usize = 10_000;
+/// How many commands the worker handles before it stores what it received and sends a batch.
+/// While callers record faster than the network delivers, each burst ends at this bound, so it
+/// sets how often a batch goes out: 512 commands take the worker some tens of microseconds,
+/// about as long as preparing one request.
+const MAX_COMMANDS_PER_BURST: usize = 512;
 
 /// How many `$insert_id`s a drop warning lists before it ends with "and N more".
 const LOGGED_INSERT_IDS: usize = 5;
@@ -195,6 +198,9 @@ pub(crate) struct Worker {
     shared: Arc<Shared>,
     /// Records received in this burst, not yet stored.
     incoming: Vec<Record>,
+    /// Records received from the channel since the counters were last updated: all of them,
+    /// and the ones kept (not dropped because the client opted out).
+    received: (u64, u64),
     /// Records the store rejected, retried every [`STORAGE_RETRY_INTERVAL`].
     overflow: VecDeque<Record>,
     last_storage_attempt: Option<Instant>,
@@ -232,6 +238,7 @@ impl Worker {
             settings,
             shared,
             incoming: Vec::new(),
+            received: (0, 0),
             overflow: VecDeque::new(),
             last_storage_attempt: None,
             opted_out: initially_opted_out,
@@ -305,6 +312,7 @@ impl Worker {
                         }
                     }
                     idle_records = records_only;
+                    self.publish_received();
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -352,12 +360,18 @@ impl Worker {
     }
 
     fn handle(&mut self, command: Command) {
+        if !matches!(command, Command::Enqueue(_)) {
+            // The other commands can store or drop the records received so far.
+            self.publish_received();
+        }
         match command {
             Command::Enqueue(record) => {
+                // The counters are updated once per burst (`publish_received`), because callers
+                // write the same cache line for every record.
+                self.received.0 += 1;
                 if !self.opted_out {
-                    self.shared.stats.in_worker.fetch_add(1, Ordering::Relaxed);
+                    self.received.1 += 1;
                 }
-                self.shared.stats.in_channel.fetch_sub(1, Ordering::Relaxed);
                 if self.opted_out {
                     let insert_ids = record.insert_id.into_iter().collect();
                     self.shared.report(DropReason::OptedOut, 1, insert_ids);
@@ -397,6 +411,16 @@ impl Worker {
                     None => self.shutdown = Some((deadline, done)),
                 }
             }
+        }
+    }
+
+    /// Moves the records received since the last call from the channel's count to the
+    /// worker's.
+    fn publish_received(&mut self) {
+        let (received, kept) = std::mem::take(&mut self.received);
+        if received > 0 {
+            self.shared.stats.in_worker.fetch_add(kept, Ordering::Relaxed);
+            self.shared.stats.in_channel.fetch_sub(received, Ordering::Relaxed);
         }
     }
 
@@ -452,9 +476,10 @@ impl Worker {
         records.append(&mut self.incoming);
         self.last_storage_attempt = Some(Instant::now());
 
-        match self.queue.append(&records) {
+        let appended = !records.is_empty();
+        match self.queue.append_owned(records) {
             Ok(()) => {
-                if !records.is_empty() && self.timer.is_none() {
+                if appended && self.timer.is_none() {
                     self.timer = Some(retry::instant_after(
                         Instant::now(),
                         self.settings.flush_interval,
@@ -467,7 +492,7 @@ impl Worker {
                 }
                 self.enforce_caps();
             }
-            Err(error) => {
+            Err((error, records)) => {
                 log::warn!(
                     "Could not store {} records: {error}; holding them in memory and retrying",
                     records.len()
@@ -601,7 +626,7 @@ impl Worker {
         };
         let batch = &records[..count];
 
-        let plain = batch::encode_body(batch.iter().map(|stored| stored.record.body.as_str()));
+        let plain = batch::encode_body(batch.iter().map(|stored| &*stored.record.body));
         let plain_len = plain.len();
         let (body, gzip) = match self
             .settings
@@ -859,6 +884,7 @@ impl Worker {
             for command in waiting {
                 self.handle(command);
             }
+            self.publish_received();
             self.store_incoming();
             self.settle_waiters();
             if self.opted_out || self.queue.is_empty() {
@@ -971,7 +997,7 @@ mod tests {
         Record {
             endpoint: Endpoint::Track,
             insert_id: Some(insert_id.to_owned()),
-            body: format!(r#"{{"event":"e","properties":{{"$insert_id":"{insert_id}"}}}}"#),
+            body: format!(r#"{{"event":"e","properties":{{"$insert_id":"{insert_id}"}}}}"#).into(),
         }
     }
 

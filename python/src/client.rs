@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use groupscope::{Config, GroupIds, ProfileOperation, TrackOptions};
+use groupscope::{Config, EncodedProperties, GroupIds, ProfileOperation, TrackOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::Value;
@@ -324,7 +324,7 @@ impl Client {
         self.shared.forward_to_python(py);
         let (event, properties, options) = self.event_arguments(py, event, properties, distinct_id, groups, time)?;
         let core = &self.core;
-        let result = self.shared.record(py, || core.track(&event, properties, options));
+        let result = self.shared.record(py, || core.track_encoded(&event, &properties, options));
         self.shared.ignore_after_exit(result).into_py_result(py)
     }
 
@@ -343,7 +343,7 @@ impl Client {
         self.shared.forward_to_python(py);
         let (event, properties, options) = self.event_arguments(py, event, properties, distinct_id, groups, time)?;
         let core = &self.core;
-        let result = self.shared.record(py, || core.import(&event, properties, options));
+        let result = self.shared.record(py, || core.import_encoded(&event, &properties, options));
         self.shared.ignore_after_exit(result).into_py_result(py)
     }
 
@@ -582,7 +582,7 @@ impl Client {
         distinct_id: Option<&Bound<'py, PyAny>>,
         groups: Option<&Bound<'py, PyAny>>,
         time: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<(String, Value, TrackOptions)> {
+    ) -> PyResult<(String, EncodedProperties, TrackOptions)> {
         let event = str_argument(event, "event", "\"Signed Up\"")?;
         let distinct_id = distinct_id
             .filter(|value| !value.is_none())
@@ -593,16 +593,15 @@ impl Client {
             .map(|value| dict_argument(value, "groups", "{\"company_id\": \"acme\"}"))
             .transpose()?;
         let mut converter = Converter::new(py);
-        let properties = converter.properties("properties", properties)?;
+        let properties = converter.encode_properties("properties", properties)?;
         let options = TrackOptions {
             distinct_id,
             groups: self.event_groups(py, &mut converter, groups)?,
             time: time.filter(|value| !value.is_none()).map(event_time).transpose()?,
-            // The binding counts and logs replaced non-finite numbers itself, so the warning
-            // is rate-limited like the one of the other calls.
-            non_finite_replaced: 0,
+            // The core counts and logs the non-finite numbers of the properties; the ones in
+            // Decimal values and per-event group ids are counted here.
+            non_finite_replaced: converter.non_finite_replaced(),
         };
-        self.shared.count_non_finite(&converter, &format!("the properties of event {event:?}"));
         Ok((event, properties, options))
     }
 

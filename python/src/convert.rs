@@ -15,16 +15,25 @@
 //! A `str` holding a lone surrogate is encoded with U+FFFD in its place, so a request body is
 //! always valid UTF-8. Subclasses map like their base (`bool` is checked before `int`).
 //!
+//! The properties of `track` and `import_event` are written straight to JSON text through the
+//! core's [`PropertiesWriter`], without building a `serde_json::Value`; values of the
+//! standard-library types above take the `Value` path and are then written. Both paths map
+//! every value the same way.
+//!
 //! Any other value fails the whole conversion with an error that names the property path:
 //! `bytes`, a `dict` key that is not a `str`, an arbitrary object, or nesting deeper than
 //! [`MAX_DEPTH`]. So a call either enqueues its whole record or nothing.
 
+use std::borrow::Cow;
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple, PyType};
+use groupscope::{EncodedProperties, PropertiesWriter};
 use serde_json::{Map, Number, Value};
 
-use crate::errors::unsupported_value;
+use crate::errors::{to_py_err, unsupported_value};
+use crate::utf8;
 
 /// Maximum nesting of lists and objects inside one property. It also stops a list that
 /// contains itself.
@@ -63,6 +72,10 @@ struct ConversionFailure {
     /// Segments from the failing value up to the top level (reversed on output).
     path: Vec<PathSegment>,
     reason: String,
+    /// A limit of the core that the value breaks; it is raised as the core's error instead.
+    limit: Option<groupscope::Error>,
+    /// Not an error: the value needs Python code, so the conversion restarts over copies.
+    needs_snapshots: bool,
 }
 
 impl ConversionFailure {
@@ -70,6 +83,22 @@ impl ConversionFailure {
         ConversionFailure {
             path: Vec::new(),
             reason: reason.into(),
+            limit: None,
+            needs_snapshots: false,
+        }
+    }
+
+    fn limit(error: groupscope::Error) -> Self {
+        ConversionFailure {
+            limit: Some(error),
+            ..ConversionFailure::new("")
+        }
+    }
+
+    fn needs_snapshots() -> Self {
+        ConversionFailure {
+            needs_snapshots: true,
+            ..ConversionFailure::new("")
         }
     }
 
@@ -103,6 +132,9 @@ impl ConversionFailure {
 pub struct Converter<'py> {
     py: Python<'py>,
     non_finite_replaced: u64,
+    /// Whether [`Converter::write`] iterates over copies of dicts. See
+    /// [`Converter::encode_properties`].
+    snapshots: bool,
 }
 
 impl<'py> Converter<'py> {
@@ -111,6 +143,7 @@ impl<'py> Converter<'py> {
         Converter {
             py,
             non_finite_replaced: 0,
+            snapshots: false,
         }
     }
 
@@ -143,18 +176,133 @@ impl<'py> Converter<'py> {
     /// # Errors
     /// `UnsupportedValueError` naming `argument` and the path inside it.
     pub fn value(&mut self, argument: &str, value: &Bound<'py, PyAny>) -> PyResult<Value> {
-        self.convert(value, 0).map_err(|failure| {
-            let path = failure.render_path(argument);
-            let reason = failure.reason;
-            unsupported_value(self.py, format!("cannot send property {path:?}: {reason}"))
-        })
+        self.convert(value, 0).map_err(|failure| self.error(argument, failure))
+    }
+
+    /// Writes the `properties` argument of an event straight to JSON text: `None` gives no
+    /// properties, a `dict` one property per item.
+    ///
+    /// # Errors
+    /// `UnsupportedValueError` as [`Converter::properties`], and the core's
+    /// `InvalidPropertyError` for an empty name, a list of 255 or more elements or objects
+    /// nested deeper than 3 levels.
+    ///
+    /// The dicts are iterated in place while every value is of a type whose conversion runs no
+    /// Python code, so nothing can change them meanwhile. A value that needs Python code (a
+    /// `datetime`, for example) restarts the conversion over copies of the dicts.
+    pub fn encode_properties(&mut self, argument: &str, properties: Option<&Bound<'py, PyAny>>) -> PyResult<EncodedProperties> {
+        let Some(properties) = properties.filter(|value| !value.is_none()) else {
+            return Ok(PropertiesWriter::new().finish());
+        };
+        let Ok(dict) = properties.cast::<PyDict>() else {
+            let type_name = type_name(properties);
+            return Err(unsupported_value(
+                self.py,
+                format!("{argument} must be a dict with str keys, not {type_name}; pass a dict or None"),
+            ));
+        };
+        self.snapshots = false;
+        match self.encode_dict(dict) {
+            Err(failure) if failure.needs_snapshots => {
+                self.snapshots = true;
+                self.encode_dict(dict)
+            }
+            other => other,
+        }
+        .map_err(|failure| self.error(argument, failure))
+    }
+
+    fn encode_dict(&mut self, dict: &Bound<'py, PyDict>) -> Result<EncodedProperties, ConversionFailure> {
+        let mut writer = PropertiesWriter::new();
+        for (key, item) in self.iterable(dict)?.iter() {
+            let name = dict_key(&key)?;
+            writer
+                .property(&name)
+                .map_err(ConversionFailure::limit)
+                .and_then(|()| self.write(&mut writer, &item, 1))
+                .map_err(|failure| failure.at(PathSegment::Key(name.into_owned())))?;
+        }
+        Ok(writer.finish())
+    }
+
+    /// The dict itself, or a copy of it once conversions may run Python code.
+    fn iterable(&self, dict: &Bound<'py, PyDict>) -> Result<Bound<'py, PyDict>, ConversionFailure> {
+        if self.snapshots {
+            dict.copy().map_err(|error| ConversionFailure::new(error.to_string()))
+        } else {
+            Ok(dict.clone())
+        }
+    }
+
+    fn error(&self, argument: &str, failure: ConversionFailure) -> PyErr {
+        if let Some(limit) = failure.limit {
+            return to_py_err(self.py, limit);
+        }
+        let path = failure.render_path(argument);
+        let reason = failure.reason;
+        unsupported_value(self.py, format!("cannot send property {path:?}: {reason}"))
+    }
+
+    /// Writes one value. The common types are written directly; the others are converted to
+    /// a `Value` by [`Converter::convert`] first, so the mapping stays in one place.
+    fn write(&mut self, writer: &mut PropertiesWriter, value: &Bound<'py, PyAny>, depth: usize) -> Result<(), ConversionFailure> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+
+        if let Ok(string) = value.cast::<PyString>() {
+            writer.str(&python_str_ref(string));
+        } else if value.is_none() {
+            writer.null();
+        } else if let Ok(boolean) = value.cast::<PyBool>() {
+            writer.bool(boolean.is_true());
+        } else if let Ok(integer) = value.cast::<PyInt>() {
+            match integer_value(integer)? {
+                Value::Number(number) if number.is_i64() => writer.i64(number.as_i64().unwrap_or_default()),
+                Value::Number(number) => writer.u64(number.as_u64().unwrap_or_default()),
+                other => writer.json(&other).map_err(ConversionFailure::limit)?,
+            }
+        } else if let Ok(float) = value.cast::<PyFloat>() {
+            writer.f64(float.value());
+        } else if let Ok(dict) = value.cast::<PyDict>() {
+            writer.begin_object().map_err(ConversionFailure::limit)?;
+            for (key, item) in self.iterable(dict)?.iter() {
+                let name = dict_key(&key)?;
+                writer.key(&name);
+                self.write(writer, &item, depth + 1)
+                    .map_err(|failure| failure.at(PathSegment::Key(name.into_owned())))?;
+            }
+            writer.end_object();
+        } else if let Ok(list) = value.cast::<PyList>() {
+            self.write_sequence(writer, list.iter(), depth)?;
+        } else if let Ok(tuple) = value.cast::<PyTuple>() {
+            self.write_sequence(writer, tuple.iter(), depth)?;
+        } else if !self.snapshots {
+            return Err(ConversionFailure::needs_snapshots());
+        } else {
+            let converted = self.convert(value, depth)?;
+            writer.json(&converted).map_err(ConversionFailure::limit)?;
+        }
+        Ok(())
+    }
+
+    fn write_sequence(
+        &mut self,
+        writer: &mut PropertiesWriter,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+        depth: usize,
+    ) -> Result<(), ConversionFailure> {
+        writer.begin_list();
+        for (index, item) in items.enumerate() {
+            self.write(writer, &item, depth + 1)
+                .map_err(|failure| failure.at(PathSegment::Index(index)))?;
+        }
+        writer.end_list().map_err(ConversionFailure::limit)
     }
 
     fn convert(&mut self, value: &Bound<'py, PyAny>, depth: usize) -> Result<Value, ConversionFailure> {
         if depth > MAX_DEPTH {
-            return Err(ConversionFailure::new(format!(
-                "lists and dicts are nested deeper than {MAX_DEPTH} levels (is a list or dict inside itself?); flatten the value"
-            )));
+            return Err(too_deep());
         }
 
         if let Ok(string) = value.cast::<PyString>() {
@@ -208,14 +356,7 @@ impl<'py> Converter<'py> {
         for pair in items.iter() {
             let (key, item): (Bound<'py, PyAny>, Bound<'py, PyAny>) =
                 pair.extract().map_err(|error: PyErr| ConversionFailure::new(error.to_string()))?;
-            let Ok(key) = key.cast::<PyString>() else {
-                let key_text = repr(&key);
-                let type_name = type_name(&key);
-                return Err(ConversionFailure::new(format!(
-                    "the dict key {key_text} has type {type_name}, but JSON object keys must be str; convert the key with str()"
-                )));
-            };
-            let key = python_str(key);
+            let key = dict_key(&key)?.into_owned();
             let converted = self
                 .convert(&item, depth + 1)
                 .map_err(|failure| failure.at(PathSegment::Key(key.clone())))?;
@@ -306,11 +447,40 @@ impl<'py> Converter<'py> {
     }
 }
 
+fn too_deep() -> ConversionFailure {
+    ConversionFailure::new(format!(
+        "lists and dicts are nested deeper than {MAX_DEPTH} levels (is a list or dict inside itself?); flatten the value"
+    ))
+}
+
+/// Reads a dict key, which must be a `str`.
+fn dict_key<'a>(key: &'a Bound<'_, PyAny>) -> Result<Cow<'a, str>, ConversionFailure> {
+    match key.cast::<PyString>() {
+        Ok(key) => Ok(python_str_ref(key)),
+        Err(_) => {
+            let key_text = repr(key);
+            let type_name = type_name(key);
+            Err(ConversionFailure::new(format!(
+                "the dict key {key_text} has type {type_name}, but JSON object keys must be str; convert the key with str()"
+            )))
+        }
+    }
+}
+
 /// Reads a `str`, replacing each lone surrogate with one U+FFFD.
 pub fn python_str(string: &Bound<'_, PyString>) -> String {
+    python_str_ref(string).into_owned()
+}
+
+/// Reads a `str` without copying it when it has a UTF-8 form, replacing each lone surrogate
+/// with one U+FFFD.
+pub fn python_str_ref<'a>(string: &'a Bound<'_, PyString>) -> Cow<'a, str> {
+    if let Some(text) = utf8::borrow(string) {
+        return Cow::Borrowed(text);
+    }
     match string.to_cow() {
-        Ok(text) => text.into_owned(),
-        Err(_) => replace_lone_surrogates(string),
+        Ok(text) => Cow::Owned(text.into_owned()),
+        Err(_) => Cow::Owned(replace_lone_surrogates(string)),
     }
 }
 

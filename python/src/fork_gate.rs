@@ -38,7 +38,9 @@ impl Drop for Pass {
     fn drop(&mut self) {
         let mut state = state();
         state.active -= 1;
-        if state.active == 0 {
+        // Only a closing gate waits for the count to reach zero; notifying otherwise would
+        // cost every recording call a system call.
+        if state.active == 0 && state.closed {
             CHANGED.notify_all();
         }
     }

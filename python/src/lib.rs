@@ -15,8 +15,12 @@ mod errors;
 mod fork_gate;
 mod logging;
 mod stats;
+mod utf8;
 
 use pyo3::prelude::*;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The Python module `groupscope._native`.
 #[pymodule]

@@ -247,3 +247,35 @@ def test_nan_warning_rate_limited(make_client: Callable[..., groupscope.Client],
     warnings = [record for record in caplog.records if "NaN" in record.getMessage() or "non-finite" in record.getMessage()]
     assert 1 <= len(warnings) <= 11
     assert client.stats().non_finite_replaced == 1000
+
+
+def test_value_needing_python_code_after_plain_values(sink: Sink, make_client: Callable[..., groupscope.Client]) -> None:
+    # The datetime is met after plain values were written, so the conversion starts over
+    # on copies of the dicts; nothing may be written twice.
+    moment = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    properties = {"plain": "x", "nested": {"n": 1, "list": [1, {"when": moment}]}, "last": 2.5}
+    client = make_client()
+
+    client.track("Mixed", properties, distinct_id="user-1")
+    assert client.flush(timeout=10.0)
+
+    sent = sink.wait_for(1)[-1]["properties"]
+    expected = {"plain": "x", "nested": {"n": 1, "list": [1, {"when": "2026-01-02T03:04:05.000Z"}]}, "last": 2.5}
+    assert {name: sent[name] for name in expected} == expected
+
+
+def test_event_limits_raise_before_anything_is_queued(make_client: Callable[..., groupscope.Client]) -> None:
+    client = make_client()
+
+    with pytest.raises(groupscope.InvalidPropertyError, match='"tags".*255 elements'):
+        client.track("Long List", {"ok": 1, "tags": list(range(255))}, distinct_id="user-1")
+    with pytest.raises(groupscope.InvalidPropertyError, match='"a".*nested more than 3'):
+        client.track("Deep", {"a": {"b": {"c": {"d": {"e": 1}}}}}, distinct_id="user-1")
+    with pytest.raises(groupscope.InvalidPropertyError, match="must not be empty"):
+        client.track("Empty Name", {"": 1}, distinct_id="user-1")
+    with pytest.raises(groupscope.InvalidPropertyError, match="256 properties.*fewer than 255"):
+        client.track("Wide", {f"p{index}": index for index in range(250)}, distinct_id="user-1")
+
+    assert client.stats().enqueued == 0
+    client.track("Short List", {"tags": list(range(254)), "a": {"b": {"c": {"d": 1}}}}, distinct_id="user-1")
+    assert client.stats().enqueued == 1
