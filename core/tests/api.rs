@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use groupscope::{Client, Config, Error, Region, TrackOptions};
+use groupscope::{Client, Config, Error, PropertiesWriter, Region, TrackOptions};
 use serde_json::{Value, json};
 use support::{FLUSH, Server, config};
 
@@ -434,4 +434,45 @@ async fn shutdown_async_on_current_thread_runtime() {
     assert!(shutdown.await);
     ticker.await.unwrap();
     assert_eq!(server.events().len(), 1);
+}
+
+#[test]
+fn encoded_properties_send_the_same_event_as_json() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+    client.set_group("company_id", ["acme"]).unwrap();
+
+    let mut writer = PropertiesWriter::new();
+    writer.property("format").unwrap();
+    writer.str("csv");
+    writer.property("rows").unwrap();
+    writer.u64(1200);
+    writer.property("tags").unwrap();
+    writer.begin_list();
+    writer.str("a");
+    writer.end_list().unwrap();
+    let encoded = writer.finish();
+    client
+        .track_encoded("Exported", &encoded, TrackOptions::default().distinct_id("u-1"))
+        .unwrap();
+    client
+        .track(
+            "Exported",
+            json!({"format": "csv", "rows": 1200, "tags": ["a"]}),
+            TrackOptions::default().distinct_id("u-1"),
+        )
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    let mut events = server.accepted("/track");
+    assert_eq!(events.len(), 2);
+    for event in &mut events {
+        let properties = event["properties"].as_object_mut().unwrap();
+        assert!(properties.remove("$insert_id").is_some());
+        assert!(properties.remove("time").is_some());
+    }
+    assert_eq!(events[0], events[1]);
+    assert_eq!(events[0]["event"], "Exported");
+    assert_eq!(events[0]["properties"]["company_id"], json!(["acme"]));
+    assert_eq!(events[0]["properties"]["rows"], 1200);
 }

@@ -19,6 +19,9 @@ mod utf8;
 
 use pyo3::prelude::*;
 
+/// Records are allocated on the caller's thread and freed on the worker's. glibc's allocator
+/// takes the owning arena's lock for such a free, which the caller then waits on; mimalloc
+/// hands the memory back without a lock.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
