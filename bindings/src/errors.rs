@@ -29,7 +29,8 @@ pub enum GroupscopeError {
     #[error("{0}")]
     InvalidGroupId(String),
 
-    /// A distinct_id is empty or one of the values Mixpanel rejects.
+    /// A distinct_id Mixpanel rejects: a placeholder, a value of the wrong type, or an empty
+    /// id where a user is needed.
     #[error("{0}")]
     InvalidDistinctId(String),
 

@@ -245,6 +245,17 @@ impl Client {
     /// `properties` is a JSON object or `null`. Call-site properties win over super
     /// properties, and per-event groups in `options` win over group super properties.
     ///
+    /// The event's `distinct_id` is [`TrackOptions::distinct_id`] when set, else a
+    /// `distinct_id` property (call-site or super property), else the client's identity: the
+    /// id given to [`Client::identify`], or the anonymous id the client created. Either source
+    /// may give `""`, an event with no user. The property may also be a JSON integer, sent as
+    /// given, or `null`, sent as `null` (no user) on `/track` and rejected by
+    /// [`Client::import`], which needs `""` for no user. Mixpanel's placeholders (`"null"`,
+    /// `"anonymous"`, `"0"`, `0`, `-1` and the others in
+    /// [`crate::protocol::FORBIDDEN_DISTINCT_IDS`], in any letter case), strings of only
+    /// whitespace, and booleans, floating-point numbers, lists and objects are rejected.
+    /// [`Client::identify`] and [`Client::engage`] need a user and reject `""`.
+    ///
     /// # Errors
     /// [`Error::InvalidEventName`], [`Error::InvalidProperty`], [`Error::InvalidGroupKey`],
     /// [`Error::InvalidGroupId`], [`Error::InvalidDistinctId`] or [`Error::InvalidTime`];
@@ -277,7 +288,7 @@ impl Client {
     }
 
     /// Records an event for `/import`, which accepts events of any age. Same rules as
-    /// [`Client::track`].
+    /// [`Client::track`], except that a `distinct_id` property of `null` is rejected.
     ///
     /// # Errors
     /// As [`Client::track`].

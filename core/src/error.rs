@@ -56,10 +56,11 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// A distinct_id is empty or one of the values Mixpanel rejects.
-    #[error("invalid distinct_id {value:?}: {reason}")]
+    /// A distinct_id Mixpanel rejects: a placeholder, a value of the wrong type, or an empty
+    /// id where a user is needed.
+    #[error("invalid distinct_id {value}: {reason}")]
     InvalidDistinctId {
-        /// The rejected value.
+        /// The rejected value, rendered as JSON.
         value: String,
         /// The problem with the value.
         reason: &'static str,

@@ -59,20 +59,21 @@ pub(crate) fn validate_event_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks a distinct_id.
+/// Checks the distinct_id of an identity or a user profile, which needs a user. Events follow
+/// the rule of [`crate::validate::event_distinct_id`] instead.
 ///
 /// # Errors
 /// [`Error::InvalidDistinctId`] when it is empty or a placeholder Mixpanel rejects.
 pub(crate) fn validate_distinct_id(distinct_id: &str) -> Result<(), Error> {
     if distinct_id.trim().is_empty() {
         return Err(Error::InvalidDistinctId {
-            value: distinct_id.to_owned(),
-            reason: "a distinct_id must not be empty; pass the user's stable id",
+            value: Value::from(distinct_id).to_string(),
+            reason: "identify and user-profile updates need a user, so the distinct_id must not be empty; pass the user's stable id (\"\" is allowed on events only)",
         });
     }
     if protocol::is_forbidden_distinct_id(distinct_id) {
         return Err(Error::InvalidDistinctId {
-            value: distinct_id.to_owned(),
+            value: Value::from(distinct_id).to_string(),
             reason: "Mixpanel treats this placeholder as invalid; pass the user's real id",
         });
     }
@@ -154,7 +155,7 @@ fn time_from_f64(time: f64) -> Result<i64, Error> {
 ///
 /// # Errors
 /// The validation errors of [`validate_event_name`], [`time_ms`] and
-/// [`validate_distinct_id`], plus [`Error::InvalidGroupKey`]/[`Error::InvalidGroupId`] for
+/// [`crate::validate::event_distinct_id`], plus [`Error::InvalidGroupKey`]/[`Error::InvalidGroupId`] for
 /// per-event groups and [`Error::InvalidProperty`] for a malformed `$insert_id` or a super
 /// property over a per-value limit. The limit checks of [`crate::validate`] add
 /// [`Error::InvalidTime`] outside the endpoint's time window and [`Error::InvalidProperty`]
@@ -202,18 +203,12 @@ pub(crate) fn build_event(
     };
     crate::validate::check_event_time(endpoint, time, now)?;
 
-    let distinct_id = match (&options.distinct_id, special("distinct_id")) {
-        (Some(distinct_id), _) => distinct_id.clone(),
-        (None, Some(Value::String(distinct_id))) => distinct_id,
-        (None, Some(other)) => {
-            return Err(Error::InvalidDistinctId {
-                value: other.to_string(),
-                reason: "distinct_id must be a string",
-            });
-        }
-        (None, None) => context.distinct_id.to_owned(),
-    };
-    validate_distinct_id(&distinct_id)?;
+    let distinct_id = crate::validate::event_distinct_id(
+        endpoint,
+        options.distinct_id.as_deref(),
+        special("distinct_id").as_ref(),
+        context.distinct_id,
+    )?;
 
     let insert_id = match special("$insert_id") {
         Some(Value::String(id)) if protocol::is_valid_insert_id(&id) => id,
@@ -231,7 +226,7 @@ pub(crate) fn build_event(
     // Precedence, lowest first: super properties and group super properties (already merged
     // in `encoded_context`), call-site properties, per-event groups, then the client's own.
     let mut body = Vec::with_capacity(
-        96 + event.len() + encoded_context.text_len() + properties.text_len() + distinct_id.len(),
+        96 + event.len() + encoded_context.text_len() + properties.text_len() + 64,
     );
     body.extend_from_slice(b"{\"event\":");
     write_json(&mut body, event);

@@ -1,12 +1,15 @@
-//! Client-side checks of Mixpanel's documented limits on events and group ids.
+//! Client-side checks of Mixpanel's documented limits and rules on events, event distinct_ids
+//! and group ids.
 //!
 //! The server drops an event that breaks one of these limits, or rejects its whole batch, long
 //! after `track` returned. Checking them on the caller's thread turns that silent loss into an
 //! [`Error`] that names the value and the fix.
 
+use serde_json::Value;
+
 use crate::Error;
 use crate::protocol::{
-    Endpoint, MAX_ARRAY_ELEMENTS, MAX_EVENT_BYTES, MAX_PROPERTIES,
+    self, Endpoint, MAX_ARRAY_ELEMENTS, MAX_EVENT_BYTES, MAX_PROPERTIES,
 };
 
 /// Maximum time, in ms, by which an event `time` may be ahead of now on `/track` and `/import`.
@@ -44,6 +47,86 @@ pub(crate) fn check_event_time(endpoint: Endpoint, time_ms: i64, now_ms: i64) ->
             "the time is more than 5 days old, which /track rejects; use Client::import for events older than 5 days",
         ),
         _ => Ok(()),
+    }
+}
+
+/// The reason an event `distinct_id` that is one of Mixpanel's placeholders is rejected.
+const PLACEHOLDER_REASON: &str = "Mixpanel treats this placeholder as invalid; pass the user's real id, or \"\" for an event with no user";
+
+/// Resolves the `distinct_id` value an event is sent with: `option` (from
+/// `TrackOptions::distinct_id`) when given, else the `distinct_id` property, else `identity`,
+/// the client's identified or anonymous id.
+///
+/// `""` is an event with no user. The property may also be an integer, sent as given, or
+/// `null` on `/track`, sent as `null` (also no user). An integer is checked as its decimal
+/// string, so `0` and `-1` are rejected like the placeholders `"0"` and `"-1"`.
+///
+/// # Errors
+/// [`Error::InvalidDistinctId`] for a placeholder Mixpanel rejects (see
+/// [`protocol::FORBIDDEN_DISTINCT_IDS`]), a non-empty string of only whitespace, `null` on
+/// `/import`, and a boolean, a floating-point number, a list or an object.
+pub(crate) fn event_distinct_id(
+    endpoint: Endpoint,
+    option: Option<&str>,
+    property: Option<&Value>,
+    identity: &str,
+) -> Result<Value, Error> {
+    let invalid = |value: &Value, reason| {
+        Err(Error::InvalidDistinctId {
+            value: value.to_string(),
+            reason,
+        })
+    };
+
+    let text = match (option, property) {
+        (Some(text), _) => text,
+        (None, Some(Value::String(text))) => text.as_str(),
+        (None, None) => return Ok(Value::String(identity.to_owned())),
+        (None, Some(Value::Null)) => {
+            if endpoint == Endpoint::Import {
+                return invalid(
+                    &Value::Null,
+                    "/import rejects a null distinct_id; pass \"\" for an event with no user, or the user's id",
+                );
+            }
+            return Ok(Value::Null);
+        }
+        (None, Some(integer @ Value::Number(number))) if number.is_i64() || number.is_u64() => {
+            if protocol::is_forbidden_distinct_id(&number.to_string()) {
+                return invalid(integer, PLACEHOLDER_REASON);
+            }
+            return Ok(integer.clone());
+        }
+        (None, Some(other)) => return invalid(other, unsupported_type_reason(other)),
+    };
+
+    if !text.is_empty() && text.trim().is_empty() {
+        return invalid(
+            &Value::from(text),
+            "a distinct_id must not be only whitespace; pass the user's id, or \"\" for an event with no user",
+        );
+    }
+    if protocol::is_forbidden_distinct_id(text) {
+        return invalid(&Value::from(text), PLACEHOLDER_REASON);
+    }
+    Ok(Value::String(text.to_owned()))
+}
+
+/// Returns the reason an event `distinct_id` of an unsupported JSON type is rejected.
+fn unsupported_type_reason(value: &Value) -> &'static str {
+    match value {
+        Value::Bool(_) => {
+            "a distinct_id must be a string or an integer, not a boolean; pass the user's id as a string, or \"\" for an event with no user"
+        }
+        Value::Number(_) => {
+            "a distinct_id must be a string or an integer, not a floating-point number; pass the user's id as a string, or \"\" for an event with no user"
+        }
+        Value::Array(_) => {
+            "a distinct_id must be a string or an integer, not a list; pass the user's id as a string, or \"\" for an event with no user"
+        }
+        _ => {
+            "a distinct_id must be a string or an integer, not an object; pass the user's id as a string, or \"\" for an event with no user"
+        }
     }
 }
 
@@ -113,6 +196,112 @@ mod tests {
             Value::Object(map) => map,
             other => panic!("not an object: {other}"),
         }
+    }
+
+    fn event_id(endpoint: Endpoint, property: Value) -> Result<Value, Error> {
+        event_distinct_id(endpoint, None, Some(&property), "user-1")
+    }
+
+    #[test]
+    fn event_distinct_id_accepted_as_given() {
+        let cases = [
+            (Endpoint::Track, json!("")),
+            (Endpoint::Import, json!("")),
+            (Endpoint::Track, json!("user-2")),
+            (Endpoint::Track, json!(7)),
+            (Endpoint::Import, json!(7)),
+            (Endpoint::Track, json!(-7)),
+            (Endpoint::Track, json!(u64::MAX)),
+            (Endpoint::Track, Value::Null),
+        ];
+        for (endpoint, property) in cases {
+            let sent = event_id(endpoint, property.clone());
+            assert_eq!(sent.ok(), Some(property), "{endpoint:?}");
+        }
+    }
+
+    #[test]
+    fn event_distinct_id_option_wins() {
+        let sent = event_distinct_id(Endpoint::Track, Some(""), Some(&json!("user-2")), "user-1");
+        assert_eq!(sent.unwrap(), json!(""));
+
+        let sent = event_distinct_id(
+            Endpoint::Import,
+            Some("user-3"),
+            Some(&Value::Null),
+            "user-1",
+        );
+        assert_eq!(sent.unwrap(), json!("user-3"));
+    }
+
+    #[test]
+    fn event_distinct_id_falls_back_to_identity() {
+        let sent = event_distinct_id(Endpoint::Track, None, None, "$device:abc");
+        assert_eq!(sent.unwrap(), json!("$device:abc"));
+
+        let sent = event_distinct_id(Endpoint::Import, None, None, "user-1");
+        assert_eq!(sent.unwrap(), json!("user-1"));
+    }
+
+    #[test]
+    fn event_distinct_id_rejections_name_value() {
+        let cases = [
+            (json!("undefined"), "\"undefined\"", "placeholder"),
+            (json!("NULL"), "\"NULL\"", "placeholder"),
+            (json!(0), "distinct_id 0:", "placeholder"),
+            (json!(-1), "distinct_id -1:", "placeholder"),
+            (json!("  "), "\"  \"", "only whitespace"),
+            (json!(true), "distinct_id true:", "not a boolean"),
+            (
+                json!(1.5),
+                "distinct_id 1.5:",
+                "not a floating-point number",
+            ),
+            (json!(["u"]), "distinct_id [\"u\"]:", "not a list"),
+            (
+                json!({"id": "u"}),
+                "distinct_id {\"id\":\"u\"}:",
+                "not an object",
+            ),
+        ];
+        for (property, value, reason) in cases {
+            let error = event_id(Endpoint::Track, property.clone()).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                matches!(error, Error::InvalidDistinctId { .. }),
+                "{property}: {message}"
+            );
+            assert!(message.contains(value), "{property}: {message}");
+            assert!(message.contains(reason), "{property}: {message}");
+            assert!(message.contains("pass "), "{property}: {message}");
+        }
+    }
+
+    #[test]
+    fn event_distinct_id_option_placeholder_rejected() {
+        let error = event_distinct_id(Endpoint::Track, Some("anonymous"), None, "user-1");
+        let message = error.unwrap_err().to_string();
+        assert!(message.contains("\"anonymous\""), "{message}");
+        assert!(message.contains("placeholder"), "{message}");
+    }
+
+    #[test]
+    fn import_null_distinct_id_rejected() {
+        let error = event_id(Endpoint::Import, Value::Null).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, Error::InvalidDistinctId { .. }),
+            "{message}"
+        );
+        assert!(message.contains("distinct_id null:"), "{message}");
+        assert!(
+            message.contains("/import rejects a null distinct_id"),
+            "{message}"
+        );
+        assert!(
+            message.contains("pass \"\" for an event with no user"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use groupscope::{Client, Config, Error, PropertiesWriter, Region, TrackOptions};
+use groupscope::{Client, Config, Error, ProfileOperation, PropertiesWriter, Region, TrackOptions};
 use serde_json::{Value, json};
 use support::{FLUSH, Server, config};
 
@@ -29,7 +29,7 @@ fn invalid_events_are_rejected_and_not_enqueued() {
         ("e", Value::Null, TrackOptions::default().time(f64::NAN)),
         ("e", Value::Null, TrackOptions::default().time(-1.0)),
         ("e", json!({"time": "yesterday"}), TrackOptions::default()),
-        ("e", Value::Null, TrackOptions::default().distinct_id("")),
+        ("e", Value::Null, TrackOptions::default().distinct_id("   ")),
         (
             "e",
             Value::Null,
@@ -87,6 +87,193 @@ fn error_messages_name_the_value() {
     assert!(error.to_string().contains("yesterday"), "{error}");
     let error = client.identify("null").unwrap_err();
     assert!(error.to_string().contains("null"), "{error}");
+}
+
+#[test]
+fn event_distinct_ids_sent_as_given() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+    let anonymous_id = client.distinct_id();
+
+    client
+        .track(
+            "no user option",
+            Value::Null,
+            TrackOptions::default().distinct_id(""),
+        )
+        .unwrap();
+    client
+        .track(
+            "no user property",
+            json!({"distinct_id": ""}),
+            TrackOptions::default(),
+        )
+        .unwrap();
+    client
+        .track(
+            "integer",
+            json!({"distinct_id": 7}),
+            TrackOptions::default(),
+        )
+        .unwrap();
+    client
+        .track(
+            "null",
+            json!({"distinct_id": null}),
+            TrackOptions::default(),
+        )
+        .unwrap();
+    client
+        .track(
+            "option wins",
+            json!({"distinct_id": "property-user"}),
+            TrackOptions::default().distinct_id("option-user"),
+        )
+        .unwrap();
+    client
+        .track("identity", Value::Null, TrackOptions::default())
+        .unwrap();
+    let old = TrackOptions::default().time(1_600_000_000.0);
+    client
+        .import("import no user", json!({"distinct_id": ""}), old.clone())
+        .unwrap();
+    client
+        .import("import integer", json!({"distinct_id": 42}), old)
+        .unwrap();
+    assert!(client.flush(FLUSH));
+
+    let sent: Vec<(Value, Value)> = server
+        .accepted("/track")
+        .into_iter()
+        .chain(server.accepted("/import"))
+        .map(|event| {
+            (
+                event["event"].clone(),
+                event["properties"]["distinct_id"].clone(),
+            )
+        })
+        .collect();
+    let expected = vec![
+        (json!("no user option"), json!("")),
+        (json!("no user property"), json!("")),
+        (json!("integer"), json!(7)),
+        (json!("null"), Value::Null),
+        (json!("option wins"), json!("option-user")),
+        (json!("identity"), json!(anonymous_id)),
+        (json!("import no user"), json!("")),
+        (json!("import integer"), json!(42)),
+    ];
+    assert_eq!(sent, expected);
+    assert!(
+        server.accepted("/track")[3]["properties"]
+            .as_object()
+            .unwrap()
+            .contains_key("distinct_id"),
+        "a null distinct_id is sent, not left out"
+    );
+}
+
+#[test]
+fn invalid_event_distinct_ids_rejected() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+
+    let cases = [
+        (
+            json!("Undefined"),
+            "invalid distinct_id \"Undefined\": Mixpanel treats this placeholder as invalid",
+        ),
+        (
+            json!(0),
+            "invalid distinct_id 0: Mixpanel treats this placeholder as invalid",
+        ),
+        (
+            json!(-1),
+            "invalid distinct_id -1: Mixpanel treats this placeholder as invalid",
+        ),
+        (
+            json!(" "),
+            "invalid distinct_id \" \": a distinct_id must not be only whitespace",
+        ),
+        (
+            json!(false),
+            "invalid distinct_id false: a distinct_id must be a string or an integer, not a boolean",
+        ),
+        (
+            json!(7.5),
+            "invalid distinct_id 7.5: a distinct_id must be a string or an integer, not a floating-point number",
+        ),
+        (
+            json!([7]),
+            "invalid distinct_id [7]: a distinct_id must be a string or an integer, not a list",
+        ),
+        (
+            json!({}),
+            "invalid distinct_id {}: a distinct_id must be a string or an integer, not an object",
+        ),
+    ];
+    for (distinct_id, expected) in cases {
+        let error = client
+            .track(
+                "e",
+                json!({ "distinct_id": distinct_id }),
+                TrackOptions::default(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::InvalidDistinctId { .. }),
+            "{distinct_id}: {error:?}"
+        );
+        assert!(error.to_string().starts_with(expected), "{error}");
+        assert!(
+            error.to_string().contains("pass the user's"),
+            "the message says what to pass: {error}"
+        );
+    }
+
+    let error = client
+        .import(
+            "e",
+            json!({"distinct_id": null}),
+            TrackOptions::default().time(1_600_000_000.0),
+        )
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid distinct_id null: /import rejects a null distinct_id; pass \"\" for an event with no user, or the user's id"
+    );
+
+    assert!(client.flush(FLUSH));
+    assert_eq!(client.stats().enqueued, 0);
+    assert!(server.received().is_empty());
+}
+
+#[test]
+fn profiles_need_a_user() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+
+    let error = client.identify("").unwrap_err();
+    assert!(
+        matches!(error, Error::InvalidDistinctId { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("need a user"), "{error}");
+    let error = client
+        .engage("", ProfileOperation::Set, json!({"plan": "pro"}))
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::InvalidDistinctId { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("invalid distinct_id \"\""),
+        "{error}"
+    );
+
+    assert!(client.flush(FLUSH));
+    assert!(server.received().is_empty());
+    assert_ne!(client.distinct_id(), "", "the identity is unchanged");
 }
 
 #[test]

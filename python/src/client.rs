@@ -32,6 +32,9 @@ struct Shared {
     groups_var: Py<PyAny>,
     /// The bound method `groups_var.get`, kept so `track` skips the attribute lookup.
     groups_var_get: Py<PyAny>,
+    /// Set when a `with client.groups(...)` block is first entered. Until then `groups_var`
+    /// has no value anywhere, so `track` skips reading it.
+    groups_var_used: Arc<AtomicBool>,
     /// A `contextvars.ContextVar` whose value is a tuple of `(GroupContext, reset token)`
     /// pairs, innermost last: the `with client.groups(...)` blocks open in the current thread
     /// or asyncio task.
@@ -298,6 +301,7 @@ impl Client {
             on_drop,
             groups_var,
             groups_var_get,
+            groups_var_used: Arc::new(AtomicBool::new(false)),
             group_tokens_var,
             durable,
             non_finite_outside_track: AtomicU64::new(0),
@@ -439,6 +443,7 @@ impl Client {
         }
         Ok(GroupContext {
             groups_var: self.shared.groups_var.clone_ref(py),
+            groups_var_used: self.shared.groups_var_used.clone(),
             tokens_var: self.shared.group_tokens_var.clone_ref(py),
             groups: checked.unbind(),
         })
@@ -614,9 +619,11 @@ impl Client {
     ) -> PyResult<Vec<(String, Option<Value>)>> {
         let mut merged: Vec<(String, Option<Value>)> = Vec::new();
 
-        let scoped = self.shared.groups_var_get.bind(py).call1((py.None(),))?;
-        if let Ok(scoped) = scoped.cast::<PyDict>() {
-            add_event_groups(&mut merged, converter, scoped)?;
+        if self.shared.groups_var_used.load(Ordering::Acquire) {
+            let scoped = self.shared.groups_var_get.bind(py).call1((py.None(),))?;
+            if let Ok(scoped) = scoped.cast::<PyDict>() {
+                add_event_groups(&mut merged, converter, scoped)?;
+            }
         }
         if let Some(explicit) = explicit {
             add_event_groups(&mut merged, converter, explicit)?;
@@ -717,6 +724,8 @@ impl Drop for Client {
 #[pyclass(module = "groupscope._native", name = "GroupContext", frozen)]
 pub struct GroupContext {
     groups_var: Py<PyAny>,
+    /// The client's `groups_var_used` (see `Shared`).
+    groups_var_used: Arc<AtomicBool>,
     /// The client's `group_tokens_var` (see `Shared`).
     tokens_var: Py<PyAny>,
     groups: Py<PyDict>,
@@ -727,6 +736,7 @@ impl GroupContext {
     fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
         let py = slf.py();
         let this = slf.get();
+        this.groups_var_used.store(true, Ordering::Release);
         let var = this.groups_var.bind(py);
         let merged = PyDict::new(py);
         let current = var.call_method1("get", (py.None(),))?;

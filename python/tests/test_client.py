@@ -31,6 +31,34 @@ def test_track_delivers_event(sink: Sink, make_client: MakeClient) -> None:
     assert event["properties"]["token"] == "test-token"
 
 
+def test_track_without_user(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+
+    client.track("Option", distinct_id="")
+    client.track("Property", {"distinct_id": ""})
+    client.track("Null Property", {"distinct_id": None})
+    client.track("Integer Property", {"distinct_id": 7})
+    client.import_event("Import", distinct_id="", time=1700000000)
+    assert client.flush(timeout=10.0)
+
+    sent = {event["event"]: event["properties"] for event in sink.wait_for(4)}
+    assert sent["Option"]["distinct_id"] == ""
+    assert sent["Property"]["distinct_id"] == ""
+    assert "distinct_id" in sent["Null Property"]
+    assert sent["Null Property"]["distinct_id"] is None
+    assert sent["Integer Property"]["distinct_id"] == 7
+    assert sink.wait_for(1, "/import")[0]["properties"]["distinct_id"] == ""
+
+
+def test_import_null_distinct_id_rejected(make_client: MakeClient) -> None:
+    client = make_client()
+
+    with pytest.raises(groupscope.InvalidDistinctIdError, match='pass "" for an event with no user'):
+        client.import_event("Import", {"distinct_id": None}, time=1700000000)
+
+    assert client.stats().enqueued == 0
+
+
 def test_stats_count_delivery(sink: Sink, make_client: MakeClient) -> None:
     client = make_client()
     for index in range(120):

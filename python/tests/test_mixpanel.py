@@ -6,7 +6,7 @@ import datetime
 import decimal
 import json
 import logging
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 from unittest import mock
 
 import pytest
@@ -258,9 +258,145 @@ def test_credentials_with_custom_consumer_logged(caplog: pytest.LogCaptureFixtur
     assert len(warnings_of(caplog, "groupscope.mixpanel")) == 1
 
 
-@pytest.mark.parametrize("distinct_id", ["", None])
-def test_unsendable_distinct_id_raises(sink: Sink, distinct_id: Any) -> None:
-    client = dropin.Mixpanel("project-token", consumer=dropin.Consumer(api_host=sink.url))
+def official_event(call: Callable[[Any], None]) -> Dict[str, Any]:
+    """Return the one event message the ``mixpanel`` package builds for ``call``."""
+    consumer = RecordingConsumer()
+    call(mixpanel.Mixpanel("project-token", consumer=consumer))
+    assert len(consumer.sent) == 1
+    message: Dict[str, Any] = consumer.sent[0][1]
+    return message
 
-    with pytest.raises(dropin.MixpanelException, match="distinct_id"):
-        client.track(distinct_id, "Event")
+
+@pytest.mark.parametrize("distinct_id", ["", None, 7, "user-1"])
+@pytest.mark.parametrize("meta", [None, {"ip": "0"}], ids=["direct", "message"])
+def test_track_distinct_id_as_mixpanel_sends(sink: Sink, distinct_id: Any, meta: Any) -> None:
+    consumer = dropin.Consumer(api_host=sink.url)
+
+    def call(client: Any) -> None:
+        client.track(distinct_id, "No User", {"plan": "pro"}, meta=meta)
+
+    call(dropin.Mixpanel("project-token", consumer=consumer))
+    assert consumer.flush(timeout=10.0)
+
+    sent = sink.wait_for(1)[0]["properties"]
+    expected = official_event(call)["properties"]
+    assert "distinct_id" in sent
+    assert sent["distinct_id"] == expected["distinct_id"]
+    assert type(sent["distinct_id"]) is type(expected["distinct_id"])
+    assert sent["plan"] == "pro"
+
+
+@pytest.mark.parametrize("distinct_id", ["", 7])
+def test_import_distinct_id_as_mixpanel_sends(sink: Sink, distinct_id: Any) -> None:
+    credentials = dropin.ServiceAccountCredentials("user", "secret", "123")
+    consumer = dropin.Consumer(api_host=sink.url, credentials=credentials)
+
+    def call(client: Any) -> None:
+        client.import_data(None, distinct_id, "Imported", 1700000000)
+
+    call(dropin.Mixpanel("project-token", consumer=consumer))
+    assert consumer.flush(timeout=10.0)
+
+    sent = sink.wait_for(1, "/import")[0]["properties"]
+    expected = official_event(call)["properties"]
+    assert sent["distinct_id"] == expected["distinct_id"]
+    assert type(sent["distinct_id"]) is type(expected["distinct_id"])
+
+
+def test_distinct_id_property_wins_like_mixpanel(sink: Sink) -> None:
+    consumer = dropin.Consumer(api_host=sink.url)
+
+    def call(client: Any) -> None:
+        client.track("user-1", "Overridden", {"distinct_id": "user-2"})
+
+    call(dropin.Mixpanel("project-token", consumer=consumer))
+    assert consumer.flush(timeout=10.0)
+
+    assert official_event(call)["properties"]["distinct_id"] == "user-2"
+    assert sink.wait_for(1)[0]["properties"]["distinct_id"] == "user-2"
+
+
+@pytest.mark.parametrize(
+    ("distinct_id", "named"),
+    [
+        ("undefined", 'distinct_id "undefined"'),
+        (0, "distinct_id 0:"),
+        ("  ", 'distinct_id "  "'),
+        (True, "distinct_id true:"),
+        (1.5, "distinct_id 1.5:"),
+        (["user-1"], 'distinct_id ["user-1"]'),
+    ],
+)
+def test_track_rejected_distinct_id_keeps_queue(sink: Sink, distinct_id: Any, named: str) -> None:
+    consumer = dropin.Consumer(api_host=sink.url)
+    client = dropin.Mixpanel("project-token", consumer=consumer)
+    client.track("user-1", "Before")
+
+    with pytest.raises(dropin.MixpanelException) as raised:
+        client.track(distinct_id, "Rejected")
+    assert consumer.flush(timeout=10.0)
+
+    assert named in str(raised.value)
+    assert "pass the user's" in str(raised.value)
+    assert [event["event"] for event in sink.events()] == ["Before"]
+
+
+def test_import_null_distinct_id_raises(sink: Sink) -> None:
+    credentials = dropin.ServiceAccountCredentials("user", "secret", "123")
+    consumer = dropin.Consumer(api_host=sink.url, credentials=credentials)
+    client = dropin.Mixpanel("project-token", consumer=consumer)
+    client.import_data(None, "user-1", "Before", 1700000000)
+
+    with pytest.raises(dropin.MixpanelException) as raised:
+        client.import_data(None, None, "Rejected", 1700000000)
+    assert consumer.flush(timeout=10.0)
+
+    assert "invalid distinct_id null" in str(raised.value)
+    assert 'pass "" for an event with no user' in str(raised.value)
+    assert [event["event"] for event in sink.records("/import")] == ["Before"]
+
+
+@pytest.mark.parametrize(("distinct_id", "named"), [("", "\"\""), (None, "None"), (False, "False")])
+def test_people_without_user_raises(sink: Sink, distinct_id: Any, named: str) -> None:
+    consumer = dropin.Consumer(api_host=sink.url)
+    client = dropin.Mixpanel("project-token", consumer=consumer)
+    client.people_set("user-1", {"plan": "pro"})
+
+    with pytest.raises(dropin.MixpanelException) as raised:
+        client.people_set(distinct_id, {"plan": "free"})
+    assert consumer.flush(timeout=10.0)
+
+    assert f"distinct_id {named}" in str(raised.value)
+    assert "pass the user's" in str(raised.value)
+    assert [record["$distinct_id"] for record in sink.records("/engage")] == ["user-1"]
+
+
+def test_people_int_distinct_id_sent_as_str(sink: Sink) -> None:
+    consumer = dropin.Consumer(api_host=sink.url)
+
+    dropin.Mixpanel("project-token", consumer=consumer).people_set(7, {"plan": "pro"})
+    assert consumer.flush(timeout=10.0)
+
+    assert sink.wait_for(1, "/engage")[0]["$distinct_id"] == "7"
+
+
+def test_group_int_id_sent_as_str(sink: Sink) -> None:
+    consumer = dropin.Consumer(api_host=sink.url)
+
+    dropin.Mixpanel("project-token", consumer=consumer).group_set("company_id", 7, {"plan": "pro"})
+    assert consumer.flush(timeout=10.0)
+
+    assert sink.wait_for(1, "/groups")[0]["$group_id"] == "7"
+
+
+@pytest.mark.parametrize(("group_id", "named"), [("", '""'), (None, "null")])
+def test_group_without_id_raises(sink: Sink, group_id: Any, named: str) -> None:
+    consumer = dropin.Consumer(api_host=sink.url)
+    client = dropin.Mixpanel("project-token", consumer=consumer)
+
+    with pytest.raises(dropin.MixpanelException) as raised:
+        client.group_set("company_id", group_id, {"plan": "pro"})
+    assert consumer.flush(timeout=10.0)
+
+    assert f"group id {named}" in str(raised.value)
+    assert sink.records("/groups") == []

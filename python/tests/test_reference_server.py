@@ -88,6 +88,20 @@ def test_mixpanel_dropin_against_server(reference_server: ReferenceServer) -> No
     assert reference_server.get_json("/api/users/user-7")["profile"]["properties"]["name"] == "Ada"
 
 
+def test_mixpanel_dropin_distinct_ids_stored(reference_server: ReferenceServer) -> None:
+    consumer = dropin.Consumer(api_host=reference_server.url)
+    mp = dropin.Mixpanel("server-token", consumer=consumer)
+
+    mp.track("", "Account Event", {"source": "empty"})
+    mp.track(None, "Account Event", {"source": "none"})
+    mp.track(7, "Account Event", {"source": "int"})
+    assert consumer.flush(timeout=10.0)
+
+    events = reference_server.events(event="Account Event")
+    stored = {event["properties"]["source"]: event["distinct_id"] for event in events}
+    assert stored == {"empty": "", "none": "", "int": "7"}
+
+
 def test_gunicorn_preload_against_server(reference_server: ReferenceServer, tmp_path: Path) -> None:
     (tmp_path / "analytics_app.py").write_text(APP)
     port = free_port()

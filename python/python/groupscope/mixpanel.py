@@ -25,10 +25,24 @@ Differences from the ``mixpanel`` package, all deliberate:
   :class:`MixpanelException`.
 * On the core path, ``meta`` keys other than ``event`` and ``properties`` are not sent, and
   the core sets ``mp_lib``, ``$lib_version`` and the profile ``$time`` itself.
-* On the core path, a ``distinct_id`` must be a non-empty ``str`` or an ``int``. An ``int``
-  is sent as a string (``7`` becomes ``"7"``), and ``""`` or ``None`` raise
-  :class:`MixpanelException`, because the core rejects them. The ``mixpanel`` package sends
-  them as given. A custom consumer receives them as the ``mixpanel`` package builds them.
+* On the core path, an event's ``distinct_id`` is sent as the ``mixpanel`` package sends it:
+  ``""`` (an event with no user), ``None`` (sent as ``null``, also no user) and an ``int``
+  (``7`` stays ``7``) as given, and a ``distinct_id`` key in ``properties`` wins over the
+  argument. The core raises :class:`MixpanelException` before sending for Mixpanel's
+  placeholder values (``"null"``, ``"anonymous"``, ``"0"``, ``0``, ``-1`` and others), for
+  ``None`` in ``import_data`` (Mixpanel's ``/import`` needs ``""`` for no user), and for a
+  ``str`` of only whitespace, a ``bool``, a ``float``, a ``list`` or a ``dict``, which the
+  ``mixpanel`` package sends as given.
+* On the core path, a user-profile ``$distinct_id`` (``people_*``) must name a user: ``""``,
+  ``None`` and placeholder values raise :class:`MixpanelException` naming the value. The
+  ``mixpanel`` package sends them and raises only when Mixpanel responds with an error. An
+  ``int`` is sent as its decimal string (``7`` becomes ``"7"``), because the core takes a
+  ``str``. A ``group_*`` ``int`` ``$group_id`` is sent as its decimal string too, because the
+  core keeps group ids as strings, and ``""`` or ``None`` raise :class:`MixpanelException`
+  naming the value. groupscope-server reads a numeric ``$distinct_id`` or ``$group_id`` as
+  the same string.
+* A custom consumer receives every ``distinct_id`` and ``$group_id`` as the ``mixpanel``
+  package builds it.
 * On the core path, a server that is down does not make ``people_*`` raise; the records
   wait in the queue and are retried.
 """
@@ -211,7 +225,6 @@ class Consumer:
         token = properties.pop("token", None)
         if not isinstance(token, str):
             raise MixpanelException(f"the {endpoint} message has no token property: {message!r:.200}")
-        distinct_id = properties.pop("distinct_id", None)
         event_time = properties.pop("time", None)
         properties.pop("mp_lib", None)
         properties.pop("$lib_version", None)
@@ -222,12 +235,9 @@ class Consumer:
             )
         client = self.client(token, api_secret if endpoint == "imports" else None)
         record = client.import_event if endpoint == "imports" else client.track
-        record(
-            message.get("event", ""),
-            properties,
-            distinct_id=None if distinct_id is None else _core_distinct_id(distinct_id),
-            time=event_time,
-        )
+        # The distinct_id stays a property, so the core sends its JSON value as given. A
+        # message without one gets the client's anonymous id.
+        record(message.get("event", ""), properties, time=event_time)
 
     def _record_group_update(self, message: Dict[str, Any]) -> None:
         token = message.get("$token")
@@ -260,7 +270,7 @@ class Consumer:
             raise MixpanelException(
                 f"the people message has no operation ({', '.join(_PROFILE_OPERATIONS)}): {message!r:.200}"
             )
-        distinct_id = _core_distinct_id(message.get("$distinct_id"))
+        distinct_id = _profile_distinct_id(message.get("$distinct_id"))
         self.client(token).engage(distinct_id, operation, message[operation])
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -274,16 +284,37 @@ class Consumer:
         return settled
 
 
-def _core_distinct_id(distinct_id: Any) -> str:
-    """Return the ``str`` form of a ``distinct_id`` for the core, which takes only strings."""
+def _profile_distinct_id(distinct_id: Any) -> str:
+    """Return the ``$distinct_id`` of a user-profile update as the ``str`` the core takes.
+
+    An ``int`` becomes its decimal string. The core rejects ``""`` and placeholder values.
+    """
     if isinstance(distinct_id, str):
         return distinct_id
     if isinstance(distinct_id, int) and not isinstance(distinct_id, bool):
         return str(distinct_id)
     raise MixpanelException(
-        f"invalid distinct_id {distinct_id!r}: groupscope sends a non-empty str or an int; "
-        "pass the user's id as a str"
+        f"invalid $distinct_id {distinct_id!r}: a user-profile update needs a user; "
+        "pass the user's id as a str or an int"
     )
+
+
+def _plain_distinct_id(distinct_id: Any) -> bool:
+    """Return whether ``distinct_id`` has the same JSON form in the core as in ``json.dumps``."""
+    return distinct_id is None or isinstance(distinct_id, (str, int, float))
+
+
+def _event_properties(distinct_id: Any, properties: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Return the event properties the ``mixpanel`` package builds for ``distinct_id``.
+
+    A ``distinct_id`` key in ``properties`` wins, and the values are in their JSON form.
+    """
+    merged: Dict[str, Any] = {"distinct_id": distinct_id}
+    if properties:
+        merged.update(properties)
+    if properties or not _plain_distinct_id(distinct_id):
+        return _official_json_form(merged)
+    return merged
 
 
 def _official_json_form(properties: Dict[str, Any]) -> Any:
@@ -396,13 +427,10 @@ class Mixpanel:
     ) -> None:
         """Record an event; ``meta`` overrides top-level keys of the event message."""
         if self._direct is not None and not meta and not self._is_hooked():
-            converted = _official_json_form(properties) if properties else None
+            # The distinct_id goes in as a property, so the core sends its JSON value as given.
+            converted = _event_properties(distinct_id, properties)
             try:
-                self._direct.client(self._token).track(
-                    event_name,
-                    converted,
-                    distinct_id=_core_distinct_id(distinct_id),
-                )
+                self._direct.client(self._token).track(event_name, converted)
             except UnsupportedValueError:
                 raise
             except GroupscopeError as error:
