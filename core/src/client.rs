@@ -21,6 +21,7 @@ use crate::completion::{self, Completion};
 use crate::dir_lock::DataDirLock;
 use crate::encode::EncodedProperties;
 use crate::event::{self, EncodedContext, EventContext};
+use crate::fork::ForkGate;
 use crate::groups::{IntoGroupId, validate_group_key};
 use crate::profile::{self, ProfileOperation};
 use crate::protocol::Endpoint;
@@ -39,6 +40,11 @@ const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long [`Client::opt_out`] waits for the worker to clear the queue. The worker applies
 /// commands between requests, so a request in flight can delay it by up to `request_timeout`.
 const OPT_OUT_WAIT: Duration = Duration::from_secs(5);
+
+/// How long [`Client::prepare_fork`] waits for the worker to reach a safe point. A worker
+/// busy for longer is stuck (for example in the drop callback, or waiting up to the store's
+/// 5 s busy timeout for another process), and the fork should not wait for it.
+const FORK_PARK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Options of one `track` or `import` call.
 #[derive(Debug, Clone, Default)]
@@ -126,6 +132,8 @@ struct Core {
 struct WorkerThread {
     join: Option<JoinHandle<()>>,
     thread_id: Option<ThreadId>,
+    /// Parks the worker around `fork()`.
+    fork_gate: Arc<ForkGate>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -199,6 +207,7 @@ impl Client {
             shared.clone(),
             state.opted_out,
         );
+        let fork_gate = worker.fork_gate();
         let join = worker.spawn(reports).map_err(|e| Error::Storage {
             path: config.data_dir.clone().unwrap_or_default(),
             message: format!(
@@ -232,6 +241,7 @@ impl Client {
                 worker: Mutex::new(WorkerThread {
                     join: Some(join),
                     thread_id,
+                    fork_gate,
                 }),
                 shut_down: AtomicBool::new(false),
                 shutdown_done: Completion::new(),
@@ -599,14 +609,45 @@ impl Client {
         self.inner.shared.stats.snapshot()
     }
 
+    /// Parks the delivery worker at a safe point before `fork()`, and keeps it there until
+    /// [`Client::after_fork_in_parent`]. Returns whether the worker is parked.
+    ///
+    /// A lock that another thread holds at the instant of `fork()` stays held in the child
+    /// forever. At the safe point the worker runs no SQLite statement and holds none of the
+    /// client's locks, so the child's [`Client::reinit_after_fork`] can open new connections.
+    /// The worker reaches it at once when it waits for records, sleeps, or waits on an HTTP
+    /// request, so a request in flight does not delay the fork. A worker that stays busy for
+    /// more than 1 s is not waited for. The call then logs a warning and returns `false`, and
+    /// the child may block in [`Client::reinit_after_fork`]. The call is cheap for a client
+    /// that was shut down, whose worker stopped, or that has no `data_dir`.
+    ///
+    /// Covers the worker only: the caller must keep its other threads out of client calls
+    /// until the fork returned, because a call in progress holds the client's state lock and,
+    /// with a `data_dir`, the state connection.
+    ///
+    /// Call it in the thread that forks, right before `fork()`, and then
+    /// [`Client::after_fork_in_parent`] in the parent and [`Client::reinit_after_fork`] in the
+    /// child.
+    pub fn prepare_fork(&self) -> bool {
+        self.inner.prepare_fork()
+    }
+
+    /// Lets the worker parked by [`Client::prepare_fork`] go on. Call it in the parent after
+    /// `fork()` returned, also when `fork()` failed. Does nothing without a parked worker.
+    pub fn after_fork_in_parent(&self) {
+        self.inner.after_fork_in_parent();
+    }
+
     /// Rebuilds the worker and reopens the store in a child process after `fork()`.
     ///
     /// Records queued before the fork stay with the parent, so none is sent twice: the child's
     /// worker starts with an empty in-memory queue, or reads only the rows the child appends
-    /// to a durable queue. Call it in the child before any other call.
+    /// to a durable queue. Call it in the child before any other call. The child's new worker
+    /// runs without waiting for [`Client::after_fork_in_parent`], which belongs to the parent.
     ///
-    /// NOTE: a client lock held by another parent thread at the moment of the fork stays held
-    /// in the child, so a fork in the middle of another thread's call can deadlock the child.
+    /// Without [`Client::prepare_fork`] before the fork, a worker busy with the store at that
+    /// instant can leave a SQLite lock held in the child, and this call then blocks forever.
+    /// A lock of another caller thread can do the same (see [`Client::prepare_fork`]).
     pub fn reinit_after_fork(&self) {
         self.inner.reinit_after_fork();
     }
@@ -904,6 +945,22 @@ impl Inner {
         }
     }
 
+    fn prepare_fork(&self) -> bool {
+        let fork_gate = lock(&self.worker).fork_gate.clone();
+        if fork_gate.close(FORK_PARK_TIMEOUT) {
+            return true;
+        }
+        log::warn!(
+            "The delivery worker did not reach a safe point within {FORK_PARK_TIMEOUT:?} before fork(); the child may block when it reopens the store"
+        );
+        false
+    }
+
+    fn after_fork_in_parent(&self) {
+        let fork_gate = lock(&self.worker).fork_gate.clone();
+        fork_gate.open();
+    }
+
     fn reinit_after_fork(&self) {
         crate::protocol::reseed_after_fork();
         if self.shut_down.load(Ordering::Acquire) {
@@ -945,6 +1002,9 @@ impl Inner {
             core.state.opted_out,
         );
         let mut thread = lock(&self.worker);
+        // The parent's gate may be closed, and its mutex may have been held by the parent's
+        // worker at the fork, so the child's worker gets its own.
+        std::mem::forget(std::mem::replace(&mut thread.fork_gate, worker.fork_gate()));
         match worker.spawn(Vec::new()) {
             Ok(join) => {
                 thread.thread_id = Some(join.thread().id());

@@ -31,6 +31,7 @@ mod dir_lock;
 mod encode;
 mod error;
 mod event;
+mod fork;
 pub mod groups;
 pub mod protocol;
 mod profile;

@@ -12,6 +12,9 @@
 //! `/import`) until the queue is empty or `max_attempts_per_cycle` requests failed. Between
 //! failed attempts, and between cycles, the worker waits for the backoff deadline from
 //! [`crate::retry`].
+//!
+//! The worker is busy in the sense of [`crate::fork::ForkGate`] except while it waits on the
+//! channel, sleeps or waits on an HTTP request, so a process can park it before `fork()`.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -25,6 +28,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::batch::{self, Packing};
 use crate::completion::Completion;
 use crate::config::Config;
+use crate::fork::ForkGate;
 use crate::protocol::Endpoint;
 use crate::queue::{Queue, Record, StoredRecord, endpoint_index};
 use crate::retry::{self, Backoff, Decision};
@@ -218,6 +222,7 @@ pub(crate) struct Worker {
     batch_limits: [usize; 4],
     shutdown: Option<(Instant, Arc<Completion>)>,
     rng: fastrand::Rng,
+    fork_gate: Arc<ForkGate>,
 }
 
 impl Worker {
@@ -250,7 +255,13 @@ impl Worker {
             batch_limits,
             shutdown: None,
             rng: fastrand::Rng::new(),
+            fork_gate: Arc::default(),
         }
+    }
+
+    /// Returns the gate that parks this worker around `fork()`.
+    pub(crate) fn fork_gate(&self) -> Arc<ForkGate> {
+        self.fork_gate.clone()
     }
 
     /// Starts the worker thread. `reports` are drop reports found before the worker started,
@@ -259,6 +270,8 @@ impl Worker {
         std::thread::Builder::new()
             .name(THREAD_NAME.to_owned())
             .spawn(move || {
+                let fork_gate = self.fork_gate.clone();
+                let _busy = fork_gate.enter_busy();
                 for report in reports {
                     self.shared
                         .report(report.reason, report.count, report.insert_ids);
@@ -287,16 +300,16 @@ impl Worker {
                 // Records trickle in one call at a time. While this thread sleeps instead of
                 // waiting on the channel, callers' sends do not wake it, and the records that
                 // accumulate are stored in one transaction.
-                std::thread::sleep(COALESCE_DELAY);
+                self.fork_gate
+                    .wait_outside(|| std::thread::sleep(COALESCE_DELAY));
             }
 
-            let received = match self.next_deadline() {
-                Some(deadline) => self.receiver.recv_deadline(deadline),
-                None => self
-                    .receiver
-                    .recv()
-                    .map_err(|_| RecvTimeoutError::Disconnected),
-            };
+            let deadline = self.next_deadline();
+            let receiver = &self.receiver;
+            let received = self.fork_gate.wait_outside(|| match deadline {
+                Some(deadline) => receiver.recv_deadline(deadline),
+                None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            });
             idle_records = false;
             match received {
                 Ok(command) => {
@@ -651,7 +664,8 @@ impl Worker {
             request.body.len()
         );
 
-        let outcome = self.transport.send(&request);
+        let transport = &mut self.transport;
+        let outcome = self.fork_gate.wait_outside(|| transport.send(&request));
         let decision = retry::decide(
             endpoint,
             &outcome,
@@ -899,7 +913,7 @@ impl Worker {
                 if at >= deadline {
                     break;
                 }
-                std::thread::sleep(at - now);
+                self.fork_gate.wait_outside(|| std::thread::sleep(at - now));
             }
 
             self.step();

@@ -283,7 +283,9 @@ impl Client {
         let drop_callback: Arc<dyn groupscope::DropCallback> = drops.clone();
         config.on_drop = Some(drop_callback);
 
-        let core = blocking(py, move || groupscope::Client::new(config)).into_py_result(py)?;
+        // Opening a store runs SQLite on this thread, so it passes the fork gate like a
+        // recording call.
+        let core = gated(py, move || groupscope::Client::new(config)).into_py_result(py)?;
 
         let groups_var = py
             .import("contextvars")?
@@ -552,6 +554,20 @@ impl Client {
         let mut stats = self.core.stats();
         stats.non_finite_replaced += self.shared.non_finite_outside_track.load(Ordering::Relaxed);
         Stats::from(stats)
+    }
+
+    /// Parks the delivery worker at a safe point before `os.fork()`. The `before` fork hook
+    /// calls it after it closed the fork gate. Returns whether the worker is parked, and the
+    /// core logs a warning when it is not.
+    fn _prepare_fork(&self, py: Python<'_>) -> bool {
+        let core = &self.core;
+        blocking(py, || core.prepare_fork())
+    }
+
+    /// Lets the parked delivery worker go on in the parent after `os.fork()`.
+    fn _after_fork_in_parent(&self, py: Python<'_>) {
+        let core = &self.core;
+        blocking(py, || core.after_fork_in_parent());
     }
 
     /// Rebuilds the worker and reopens the store in a child process after `os.fork()`.

@@ -2,17 +2,17 @@
 //!
 //! A recording call holds the core's state lock, and with a `data_dir` the SQLite connection,
 //! while it runs. `fork()` copies a held lock into the child, where no thread releases it, so
-//! the child's first call would deadlock. Every binding call that takes those locks passes
-//! the gate. The `os.register_at_fork` hooks close the gate before a fork, waiting for the
-//! calls in flight to leave, and open it again in the parent and the child.
+//! the child's first call would deadlock. Every binding call that takes those locks, and
+//! client creation, which opens the store, passes the gate. The `os.register_at_fork` hooks
+//! close the gate before a fork, waiting for the calls in flight to leave, and open it again in
+//! the parent and the child.
+//!
+//! The gate covers caller threads only. The `before` hook then calls the core's
+//! `prepare_fork` on every live client, which parks the client's delivery worker outside
+//! SQLite, and the `after_in_parent` hook resumes the workers before it opens the gate.
 //!
 //! NOTE: `flush`, `shutdown` and `opt_out` do not pass the gate, because they can wait for
 //! seconds and would delay the fork. They take the state lock only for a moment.
-//!
-//! NOTE: the gate does not cover the core's worker thread. With a `data_dir`, the worker can
-//! hold one of SQLite's process-wide mutexes (seen: the memory allocator mutex) at the fork,
-//! and the child's `reinit_after_fork` then blocks forever while it opens a new connection.
-//! Fixing that needs the core to park its worker between statements around the fork.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 

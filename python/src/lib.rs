@@ -45,14 +45,15 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Waits until no thread is inside a core call and keeps new calls out; the `before` hook of
-/// `os.register_at_fork`.
+/// Waits until no thread is inside a core call and keeps new calls out. It is the first step
+/// of the `before` hook of `os.register_at_fork`, which then parks every client's worker.
 #[pyfunction]
 fn close_fork_gate(py: Python<'_>) {
     fork_gate::close(py);
 }
 
-/// Lets core calls in again; the `after_in_parent` hook of `os.register_at_fork`.
+/// Lets core calls in again. It is the last step of the `after_in_parent` hook of
+/// `os.register_at_fork`, after the hook resumed every client's worker.
 #[pyfunction]
 fn open_fork_gate() {
     fork_gate::open();

@@ -75,10 +75,6 @@ def wait_for_child(pid: int, timeout: float) -> Optional[int]:
 
 
 @pytest.mark.filterwarnings(FORK_WARNING)
-@pytest.mark.xfail(
-    reason="the core's worker thread can hold a SQLite mutex at the fork, and the child's store reopen then waits forever",
-    strict=False,
-)
 def test_fork_while_threads_record_to_data_dir(sink: Sink, make_client: MakeClient, tmp_path: Path) -> None:
     client = make_client(data_dir=tmp_path)
     stop = threading.Event()

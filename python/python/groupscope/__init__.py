@@ -52,7 +52,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Callable, Optional, Union
+from typing import Callable, List, Optional, Union
 
 from groupscope import _native
 from groupscope._native import DropReport, GroupContext, GroupHandle, Stats
@@ -79,6 +79,11 @@ logging.getLogger("groupscope").addHandler(logging.NullHandler())
 # Every client created in this process and still alive, for the fork and exit hooks.
 _live_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
 _live_clients_lock = threading.Lock()
+
+# The clients whose workers the `before` fork hook parked. The list keeps them alive until the
+# `after` hook resumes them: dropping a client waits for its worker, and nothing would resume
+# the worker of a client that another thread dropped in between.
+_parked_for_fork: "List[Client]" = []
 
 
 class Client(_native.Client):
@@ -153,15 +158,34 @@ class Client(_native.Client):
         self.shutdown(timeout=self._exit_timeout)
 
 
+def _prepare_clients_for_fork() -> None:
+    """Keep other threads out of core calls and park every live client's worker before ``os.fork()``."""
+    global _parked_for_fork
+    _native.close_fork_gate()
+    _parked_for_fork = list(_live_clients)
+    for client in _parked_for_fork:
+        client._prepare_fork()
+
+
+def _resume_clients_after_fork() -> None:
+    """Let the parked workers and the other threads' core calls go on in the parent after ``os.fork()``."""
+    global _parked_for_fork
+    parked, _parked_for_fork = _parked_for_fork, []
+    for client in parked:
+        client._after_fork_in_parent()
+    _native.open_fork_gate()
+
+
 def _reinit_clients_after_fork() -> None:
     """Give every live client a new worker and store in the child process of ``os.fork()``."""
-    global _live_clients_lock
+    global _live_clients_lock, _parked_for_fork
     _native.reset_fork_gate()
     # The parent's lock may have been held by another thread at fork time.
     _live_clients_lock = threading.Lock()
     _native.discard_logs()
     for client in list(_live_clients):
         client._reinit_after_fork()
+    _parked_for_fork = []
 
 
 def _shutdown_clients_at_exit() -> None:
@@ -178,11 +202,12 @@ def _shutdown_clients_at_exit() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    # The gate keeps other threads out of core calls at the instant of the fork, so the
-    # child does not inherit a lock that one of them held.
+    # At the instant of the fork, the gate keeps other threads out of core calls and each
+    # client's delivery worker is parked outside SQLite, so the child inherits no lock that
+    # one of them held.
     os.register_at_fork(
-        before=_native.close_fork_gate,
-        after_in_parent=_native.open_fork_gate,
+        before=_prepare_clients_for_fork,
+        after_in_parent=_resume_clients_after_fork,
         after_in_child=_reinit_clients_after_fork,
     )
 atexit.register(_shutdown_clients_at_exit)
