@@ -81,7 +81,8 @@ pub struct Config {
     /// Maximum encoded bytes of one `/import` request body, before gzip.
     pub max_import_request_bytes: usize,
 
-    /// How long one HTTP request may take, connection included.
+    /// How long each step of an HTTP request may take: connecting, sending the request,
+    /// waiting for the response and reading it. Name resolution is not bounded.
     pub request_timeout: Duration,
 
     /// The first retry delay; each further failure doubles it up to `max_retry_delay`.

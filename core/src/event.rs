@@ -11,8 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use crate::groups::GroupIds;
 use crate::encode::{EncodedProperties, write_json};
+use crate::groups::GroupIds;
 use crate::protocol::{self, Endpoint};
 use crate::queue::Record;
 use crate::{Error, TrackOptions};
@@ -520,7 +520,14 @@ mod tests {
         };
         let encoded_context = EncodedContext::new("tok", super_properties, groups);
         let properties = EncodedProperties::from_value(properties)?;
-        build_event(endpoint, &context, &encoded_context, event, &properties, options)
+        build_event(
+            endpoint,
+            &context,
+            &encoded_context,
+            event,
+            &properties,
+            options,
+        )
     }
 
     fn properties_of(record: &Record) -> Map<String, Value> {
@@ -600,22 +607,47 @@ mod tests {
         assert_eq!(properties_of(&record)["$insert_id"], insert_id.as_str());
     }
 
+    /// Builds a `/track` event named "x" with default options.
+    fn track_plain(
+        super_properties: &Map<String, Value>,
+        groups: &BTreeMap<String, GroupIds>,
+        properties: Value,
+    ) -> Result<(Record, String), Error> {
+        build(
+            Endpoint::Track,
+            super_properties,
+            groups,
+            "x",
+            properties,
+            &TrackOptions::default(),
+        )
+    }
+
     #[test]
     fn precedence_from_super_properties_to_per_event_groups() {
-        let supers = json!({"plan": "free", "region": "eu", "company_id": "from-supers", "token": "x"})
-            .as_object()
-            .unwrap()
-            .clone();
+        let supers =
+            json!({"plan": "free", "region": "eu", "company_id": "from-supers", "token": "x"})
+                .as_object()
+                .unwrap()
+                .clone();
         let mut groups = BTreeMap::new();
-        groups.insert("company_id".to_owned(), GroupIds::collect("company_id", ["acme"]).unwrap());
-        groups.insert("project_id".to_owned(), GroupIds::collect("project_id", ["p1"]).unwrap());
+        groups.insert(
+            "company_id".to_owned(),
+            GroupIds::collect("company_id", ["acme"]).unwrap(),
+        );
+        groups.insert(
+            "project_id".to_owned(),
+            GroupIds::collect("project_id", ["p1"]).unwrap(),
+        );
         let options = TrackOptions::default()
             .group("company_id", "globex")
             .without_group("project_id")
             .without_group("team_id");
-        let call_site = json!({"plan": "pro", "team_id": "t1", "mp_lib": "other", "$lib_version": "0"});
+        let call_site =
+            json!({"plan": "pro", "team_id": "t1", "mp_lib": "other", "$lib_version": "0"});
 
-        let (record, _) = build(Endpoint::Track, &supers, &groups, "x", call_site, &options).unwrap();
+        let (record, _) =
+            build(Endpoint::Track, &supers, &groups, "x", call_site, &options).unwrap();
 
         let properties = properties_of(&record);
         assert_eq!(properties["plan"], "pro");
@@ -627,9 +659,24 @@ mod tests {
         assert_eq!(properties["mp_lib"], "groupscope");
         assert_eq!(properties["$lib_version"], crate::LIB_VERSION);
         // Every name appears once in the text, not only in the decoded map.
-        assert_eq!(record.body.matches("\"plan\"").count(), 1, "{}", record.body);
-        assert_eq!(record.body.matches("\"company_id\"").count(), 1, "{}", record.body);
-        assert_eq!(record.body.matches("\"token\"").count(), 1, "{}", record.body);
+        assert_eq!(
+            record.body.matches("\"plan\"").count(),
+            1,
+            "{}",
+            record.body
+        );
+        assert_eq!(
+            record.body.matches("\"company_id\"").count(),
+            1,
+            "{}",
+            record.body
+        );
+        assert_eq!(
+            record.body.matches("\"token\"").count(),
+            1,
+            "{}",
+            record.body
+        );
     }
 
     #[test]
@@ -639,17 +686,20 @@ mod tests {
             .unwrap()
             .clone();
         let groups = BTreeMap::new();
-        let (record, insert_id) =
-            build(Endpoint::Track, &supers, &groups, "x", Value::Null, &TrackOptions::default()).unwrap();
+        let (record, insert_id) = track_plain(&supers, &groups, Value::Null).unwrap();
         assert_eq!(insert_id, "abc-123");
         assert_eq!(properties_of(&record)["distinct_id"], "from-supers");
 
         let call_site = json!({"distinct_id": "from-call", "$insert_id": "def-456"});
-        let (record, insert_id) =
-            build(Endpoint::Track, &supers, &groups, "x", call_site, &TrackOptions::default()).unwrap();
+        let (record, insert_id) = track_plain(&supers, &groups, call_site).unwrap();
         assert_eq!(insert_id, "def-456");
         assert_eq!(properties_of(&record)["distinct_id"], "from-call");
-        assert_eq!(record.body.matches("\"distinct_id\"").count(), 1, "{}", record.body);
+        assert_eq!(
+            record.body.matches("\"distinct_id\"").count(),
+            1,
+            "{}",
+            record.body
+        );
     }
 
     #[test]
@@ -660,14 +710,14 @@ mod tests {
         for i in 0..248 {
             supers.insert(format!("s{i}"), json!(i));
         }
-        assert!(build(Endpoint::Track, &supers, &groups, "x", Value::Null, &TrackOptions::default()).is_ok());
+        assert!(track_plain(&supers, &groups, Value::Null).is_ok());
 
         // A call-site property that overrides a super property adds nothing.
         let same_name = json!({"s0": "again"});
-        assert!(build(Endpoint::Track, &supers, &groups, "x", same_name, &TrackOptions::default()).is_ok());
+        assert!(track_plain(&supers, &groups, same_name).is_ok());
 
         let one_more = json!({"new": 1});
-        let error = build(Endpoint::Track, &supers, &groups, "x", one_more, &TrackOptions::default()).unwrap_err();
+        let error = track_plain(&supers, &groups, one_more).unwrap_err();
         assert!(error.to_string().contains("255 properties"), "{error}");
     }
 
@@ -678,7 +728,7 @@ mod tests {
             .unwrap()
             .clone();
         let groups = BTreeMap::new();
-        let error = build(Endpoint::Track, &supers, &groups, "x", Value::Null, &TrackOptions::default()).unwrap_err();
+        let error = track_plain(&supers, &groups, Value::Null).unwrap_err();
         assert!(
             matches!(&error, Error::InvalidProperty { name, .. } if name == "tags"),
             "{error}"

@@ -35,6 +35,12 @@ pub(crate) struct Request {
 pub(crate) trait Transport: Send {
     /// Sends one request and returns what happened.
     fn send(&mut self, request: &Request) -> Outcome;
+
+    /// Returns a second transport to the same server that can send while this one waits, or
+    /// `None` when the worker must send one request at a time.
+    fn try_clone(&self) -> Option<Box<dyn Transport>> {
+        None
+    }
 }
 
 /// Builds the URL of `endpoint` on `api_host`.
@@ -88,11 +94,22 @@ pub(crate) struct HttpTransport {
 }
 
 impl HttpTransport {
-    /// Creates a transport whose requests, connection included, end after `timeout`, capped
+    /// Creates a transport whose every step of a request (connecting, sending the request and
+    /// its body, waiting for the response and reading its body) ends after `timeout`, capped
     /// at [`MAX_REQUEST_TIMEOUT`].
+    ///
+    /// NOTE: name resolution has no timeout. With a timeout on the whole call, ureq 3.5
+    /// resolves each new connection's host in a new thread. A thread that starts or ends
+    /// while the process forks holds a lock of Rust's thread runtime, and the child then hangs
+    /// when it starts its own worker thread.
     pub(crate) fn new(timeout: Duration) -> Self {
+        let timeout = Some(timeout.min(MAX_REQUEST_TIMEOUT));
         let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout.min(MAX_REQUEST_TIMEOUT)))
+            .timeout_connect(timeout)
+            .timeout_send_request(timeout)
+            .timeout_send_body(timeout)
+            .timeout_recv_response(timeout)
+            .timeout_recv_body(timeout)
             .http_status_as_error(false)
             .proxy(None)
             .max_redirects(0)
@@ -105,6 +122,14 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
+    /// Clones the agent, which shares its connection pool, so each clone keeps its own
+    /// connection open.
+    fn try_clone(&self) -> Option<Box<dyn Transport>> {
+        Some(Box::new(HttpTransport {
+            agent: self.agent.clone(),
+        }))
+    }
+
     fn send(&mut self, request: &Request) -> Outcome {
         let mut builder = self
             .agent

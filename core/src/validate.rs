@@ -8,9 +8,7 @@
 use serde_json::Value;
 
 use crate::Error;
-use crate::protocol::{
-    self, Endpoint, MAX_ARRAY_ELEMENTS, MAX_EVENT_BYTES, MAX_PROPERTIES,
-};
+use crate::protocol::{self, Endpoint, MAX_ARRAY_ELEMENTS, MAX_EVENT_BYTES, MAX_PROPERTIES};
 
 /// Maximum time, in ms, by which an event `time` may be ahead of now on `/track` and `/import`.
 pub(crate) const MAX_FUTURE_MS: i64 = 3_600 * 1000;

@@ -31,12 +31,23 @@ use crate::config::Config;
 use crate::fork::ForkGate;
 use crate::protocol::Endpoint;
 use crate::queue::{Queue, Record, StoredRecord, endpoint_index};
-use crate::retry::{self, Backoff, Decision};
+use crate::retry::{self, Backoff, Decision, Outcome};
 use crate::stats::{Counters, DropCallback, DropReason, DropReport};
 use crate::transport::{self, Request, Transport};
 
 /// The worker thread's name.
 pub(crate) const THREAD_NAME: &str = "groupscope-worker";
+
+/// The name of the threads that send the worker's requests while it prepares the next one.
+const SENDER_THREAD_NAME: &str = "groupscope-sender";
+
+/// How many requests may be in flight at once. A second request keeps the server busy while
+/// the worker reads the first response and encodes the next batch. It is sent only while every
+/// response so far was a success, and only with a full batch.
+const MAX_REQUESTS_IN_FLIGHT: usize = 2;
+
+/// How many batches one step sends before the worker takes in new commands again.
+const MAX_BATCHES_PER_STEP: usize = 4;
 
 /// How often the worker retries writing records that the store rejected.
 const STORAGE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -193,11 +204,73 @@ struct Waiter {
     done: Arc<Completion>,
 }
 
+/// A batch read from the queue and encoded as a request.
+struct PreparedBatch {
+    batch: Vec<StoredRecord>,
+    request: Request,
+}
+
+/// The effect of a response on its batch, as far as sending more requests is concerned.
+enum Settled {
+    Acknowledged,
+    Retrying,
+    Other,
+}
+
+/// A request handed to the sender threads, with no response yet.
+struct InFlight {
+    sequence: u64,
+    batch: Vec<StoredRecord>,
+}
+
+/// The threads, `groupscope-sender`, that send requests for the worker, each over its own
+/// connection.
+struct Senders {
+    requests: crossbeam_channel::Sender<(u64, Request)>,
+    outcomes: Receiver<(u64, Outcome)>,
+    next_sequence: u64,
+}
+
+impl Senders {
+    /// Starts one thread per transport. The threads end when the worker drops `requests`.
+    fn spawn(transports: Vec<Box<dyn Transport>>) -> std::io::Result<Senders> {
+        let (requests, pending) = crossbeam_channel::unbounded::<(u64, Request)>();
+        let (finished, outcomes) = crossbeam_channel::unbounded::<(u64, Outcome)>();
+        for mut transport in transports {
+            let pending = pending.clone();
+            let finished = finished.clone();
+            std::thread::Builder::new()
+                .name(SENDER_THREAD_NAME.to_owned())
+                .spawn(move || {
+                    for (sequence, request) in pending {
+                        let outcome = catch_unwind(AssertUnwindSafe(|| transport.send(&request)))
+                            .unwrap_or_else(|_| {
+                                log::error!("The HTTP transport panicked; the batch stays queued");
+                                Outcome::NetworkError("the HTTP transport panicked".to_owned())
+                            });
+                        if finished.send((sequence, outcome)).is_err() {
+                            break;
+                        }
+                    }
+                })?;
+        }
+        Ok(Senders {
+            requests,
+            outcomes,
+            next_sequence: 0,
+        })
+    }
+}
+
 /// The worker's state; runs on its own thread.
 pub(crate) struct Worker {
     receiver: Receiver<Command>,
     queue: Box<dyn Queue>,
     transport: Box<dyn Transport>,
+    /// The sender threads; `None` until a step has more than one batch to send, and when
+    /// the transport cannot send concurrently (`senders_unavailable`).
+    senders: Option<Senders>,
+    senders_unavailable: bool,
     settings: Settings,
     shared: Arc<Shared>,
     /// Records received in this burst, not yet stored.
@@ -240,6 +313,8 @@ impl Worker {
             receiver,
             queue,
             transport,
+            senders: None,
+            senders_unavailable: false,
             settings,
             shared,
             incoming: Vec::new(),
@@ -586,7 +661,13 @@ impl Worker {
             self.end_cycle();
             return;
         };
-        self.send_batch(endpoint);
+        // Shutdown sends one request at a time, so its deadline bounds a single request.
+        let max_batches = if self.shutdown.is_some() {
+            1
+        } else {
+            MAX_BATCHES_PER_STEP
+        };
+        self.send_batches(endpoint, max_batches);
         if self.queue.is_empty() {
             self.end_cycle();
         }
@@ -610,36 +691,199 @@ impl Worker {
         }
     }
 
+    /// Sends one request on the worker's thread.
     fn send_batch(&mut self, endpoint: Endpoint) {
-        let index = endpoint_index(endpoint);
-        let max_records = self.batch_limits[index];
-        let max_bytes = self.settings.max_bytes[index];
+        let Some(prepared) = self.prepare(endpoint) else {
+            return;
+        };
+        let transport = &mut self.transport;
+        let outcome = self
+            .fork_gate
+            .wait_outside(|| transport.send(&prepared.request));
+        self.settle_outcome(endpoint, &prepared.batch, &outcome);
+    }
 
+    /// Sends up to `max_batches` batches of `endpoint`, with up to [`MAX_REQUESTS_IN_FLIGHT`]
+    /// requests in flight, and returns once every request got its outcome. Outcomes are
+    /// applied in the order the requests were sent, as if they had been sent one by one.
+    fn send_batches(&mut self, endpoint: Endpoint, max_batches: usize) {
+        // The sender threads start once a backlog needs a second request, so a client that
+        // sends little keeps one thread and one connection.
+        let backlog = self.queue.len_for(endpoint) > self.batch_limits[endpoint_index(endpoint)];
+        let concurrent = self.senders.is_some() || (backlog && self.start_senders());
+        if max_batches <= 1 || !concurrent {
+            self.send_batch(endpoint);
+            return;
+        }
+        let Some(senders) = &self.senders else {
+            return;
+        };
+        let (requests, outcomes) = (senders.requests.clone(), senders.outcomes.clone());
+
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        // Outcomes that arrived before the outcome of an earlier request.
+        let mut early: Vec<(u64, Outcome)> = Vec::new();
+        let mut sent = 0;
+        let mut all_acknowledged = true;
+        // The backoff of a failed request, which a later success in this step must not cancel.
+        let mut backoff_after_failure: Option<(u32, Option<Instant>)> = None;
+        loop {
+            while sent < max_batches
+                && in_flight.len() < MAX_REQUESTS_IN_FLIGHT
+                && (sent == 0 || self.may_send_more(all_acknowledged))
+            {
+                let prepared = if sent == 0 {
+                    self.prepare(endpoint)
+                } else {
+                    self.prepare_full_after(endpoint, &in_flight)
+                };
+                let Some(prepared) = prepared else {
+                    break;
+                };
+                let sequence = self.next_sequence();
+                if let Err(error) = requests.send((sequence, prepared.request)) {
+                    let outcome = Outcome::NetworkError("the sender threads stopped".to_owned());
+                    early.push((error.into_inner().0, outcome));
+                }
+                in_flight.push_back(InFlight {
+                    sequence,
+                    batch: prepared.batch,
+                });
+                sent += 1;
+            }
+
+            let Some(head) = in_flight.pop_front() else {
+                break;
+            };
+            let outcome = loop {
+                if let Some(index) = early.iter().position(|(sequence, _)| *sequence == head.sequence) {
+                    break early.swap_remove(index).1;
+                }
+                match self.fork_gate.wait_outside(|| outcomes.recv()) {
+                    Ok(outcome) => early.push(outcome),
+                    Err(_) => break Outcome::NetworkError("the sender threads stopped".to_owned()),
+                }
+            };
+            match self.settle_outcome(endpoint, &head.batch, &outcome) {
+                Settled::Acknowledged => {}
+                Settled::Retrying => {
+                    all_acknowledged = false;
+                    backoff_after_failure = Some((self.failures, self.retry_at));
+                }
+                Settled::Other => all_acknowledged = false,
+            }
+        }
+
+        if let Some((failures, retry_at)) = backoff_after_failure {
+            if self.failures == 0 && self.retry_at.is_none() {
+                self.failures = failures;
+                self.retry_at = retry_at;
+            }
+        }
+    }
+
+    /// Returns whether a step may send another request while one is in flight: only while
+    /// every outcome so far was a success and a flush cycle runs.
+    fn may_send_more(&self, all_acknowledged: bool) -> bool {
+        all_acknowledged
+            && !self.opted_out
+            && self.failures == 0
+            && self.retry_at.is_none()
+            && self.cycle_attempts.is_some()
+    }
+
+    fn next_sequence(&mut self) -> u64 {
+        let senders = self.senders.as_mut().expect("the senders were started");
+        senders.next_sequence += 1;
+        senders.next_sequence
+    }
+
+    /// Starts the sender threads unless the transport cannot send concurrently; returns
+    /// whether they run.
+    fn start_senders(&mut self) -> bool {
+        if self.senders_unavailable {
+            return false;
+        }
+        let transports: Option<Vec<Box<dyn Transport>>> = (0..MAX_REQUESTS_IN_FLIGHT)
+            .map(|_| self.transport.try_clone())
+            .collect();
+        let Some(transports) = transports else {
+            self.senders_unavailable = true;
+            return false;
+        };
+        match Senders::spawn(transports) {
+            Ok(senders) => {
+                self.senders = Some(senders);
+                true
+            }
+            Err(error) => {
+                log::warn!("Could not start the sender threads: {error}; sending one request at a time");
+                self.senders_unavailable = true;
+                false
+            }
+        }
+    }
+
+    /// Reads and encodes the first batch queued for `endpoint`. Drops an oversized first
+    /// record, and returns `None` when there is nothing to send.
+    fn prepare(&mut self, endpoint: Endpoint) -> Option<PreparedBatch> {
+        let max_records = self.batch_limits[endpoint_index(endpoint)];
         let records = match self.queue.front(endpoint, max_records) {
             Ok(records) => records,
             Err(error) => {
                 log::warn!("Could not read the queue: {error}; retrying later");
                 self.retry_at = Some(retry::instant_after(Instant::now(), STORAGE_RETRY_INTERVAL));
                 self.end_cycle();
-                return;
+                return None;
             }
         };
+        match self.pack(endpoint, &records) {
+            Packing::Empty => None,
+            Packing::Oversized => {
+                let oversized = records.into_iter().take(1).collect();
+                self.drop_reported(oversized, DropReason::TooLarge, true);
+                None
+            }
+            Packing::Batch { count } => Some(self.encode(endpoint, records, count)),
+        }
+    }
+
+    /// Encodes the batch queued after the records of `in_flight`, when it is full. Returns
+    /// `None` when the queue no longer starts with the records in flight, or on an error,
+    /// which the next [`Worker::prepare`] reports.
+    fn prepare_full_after(&mut self, endpoint: Endpoint, in_flight: &VecDeque<InFlight>) -> Option<PreparedBatch> {
+        let max_records = self.batch_limits[endpoint_index(endpoint)];
+        let skip: usize = in_flight.iter().map(|sent| sent.batch.len()).sum();
+        let mut records = self.queue.front(endpoint, skip + max_records + 1).ok()?;
+        let sent_ids = in_flight.iter().flat_map(|sent| sent.batch.iter().map(|stored| stored.id));
+        if records.len() <= skip || !records.iter().take(skip).map(|stored| stored.id).eq(sent_ids) {
+            return None;
+        }
+
+        let records = records.split_off(skip);
+        match self.pack(endpoint, &records) {
+            // A batch cut short by the end of the queue waits for more records instead.
+            Packing::Batch { count } if count < records.len() || count == max_records => {
+                Some(self.encode(endpoint, records, count))
+            }
+            _ => None,
+        }
+    }
+
+    fn pack(&self, endpoint: Endpoint, records: &[StoredRecord]) -> Packing {
+        let index = endpoint_index(endpoint);
         let lens: Vec<usize> = records
             .iter()
             .map(|stored| stored.record.body.len())
             .collect();
-        let count = match batch::pack_first(&lens, max_records, max_bytes) {
-            Packing::Empty => return,
-            Packing::Oversized => {
-                let oversized = records.into_iter().take(1).collect();
-                self.drop_reported(oversized, DropReason::TooLarge, true);
-                return;
-            }
-            Packing::Batch { count } => count,
-        };
-        let batch = &records[..count];
+        batch::pack_first(&lens, self.batch_limits[index], self.settings.max_bytes[index])
+    }
 
-        let plain = batch::encode_body(batch.iter().map(|stored| &*stored.record.body));
+    fn encode(&self, endpoint: Endpoint, mut records: Vec<StoredRecord>, count: usize) -> PreparedBatch {
+        let index = endpoint_index(endpoint);
+        records.truncate(count);
+
+        let plain = batch::encode_body(records.iter().map(|stored| &*stored.record.body));
         let plain_len = plain.len();
         let (body, gzip) = match self
             .settings
@@ -650,6 +894,11 @@ impl Worker {
             Some(compressed) => (compressed, true),
             None => (plain, false),
         };
+        log::debug!(
+            "Sending {count} records to {} ({plain_len} bytes, {} on the wire)",
+            endpoint.path(),
+            body.len()
+        );
         let request = Request {
             endpoint,
             url: self.settings.urls[index].clone(),
@@ -658,24 +907,30 @@ impl Worker {
             body,
             gzip,
         };
-        log::debug!(
-            "Sending {count} records to {} ({plain_len} bytes, {} on the wire)",
-            endpoint.path(),
-            request.body.len()
-        );
+        PreparedBatch {
+            batch: records,
+            request,
+        }
+    }
 
-        let transport = &mut self.transport;
-        let outcome = self.fork_gate.wait_outside(|| transport.send(&request));
+    /// Decides what `outcome` means for `batch` and applies it.
+    fn settle_outcome(&mut self, endpoint: Endpoint, batch: &[StoredRecord], outcome: &Outcome) -> Settled {
         let decision = retry::decide(
             endpoint,
-            &outcome,
-            count,
+            outcome,
+            batch.len(),
             self.failures + 1,
             self.settings.backoff,
             self.rng.f64(),
             SystemTime::now(),
         );
+        let settled = match &decision {
+            Decision::Acknowledge => Settled::Acknowledged,
+            Decision::Retry { .. } => Settled::Retrying,
+            _ => Settled::Other,
+        };
         self.apply(endpoint, batch, decision);
+        settled
     }
 
     fn apply(&mut self, endpoint: Endpoint, batch: &[StoredRecord], decision: Decision) {
