@@ -28,6 +28,13 @@ log "installing the build and test tools into $VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     "maturin>=1.9,<2" "pytest>=8" "pytest-timeout>=2" "mypy>=1.10" "mixpanel==5.4.1" "gunicorn>=22"
 
+if ! command -v make >/dev/null 2>&1; then
+    # The extension's allocator (jemalloc) is built from C sources with make.
+    log "installing make"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make >/dev/null
+fi
+
 log "running the binding's Rust unit tests"
 cargo test --quiet -p groupscope-python
 

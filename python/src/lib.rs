@@ -20,10 +20,11 @@ mod utf8;
 use pyo3::prelude::*;
 
 /// Records are allocated on the caller's thread and freed on the worker's. glibc's allocator
-/// takes the owning arena's lock for such a free, which the caller then waits on; mimalloc
-/// hands the memory back without a lock.
+/// takes the owning arena's lock for such a free, so the caller waits on it, while jemalloc
+/// batches those frees in per-thread caches. jemalloc also takes its locks around `fork()`
+/// (`pthread_atfork`), so a child never inherits one that the worker held.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The Python module `groupscope._native`.
 #[pymodule]
