@@ -783,34 +783,43 @@ fn backlog_is_sent_with_two_requests_in_flight() {
     use std::io::Write;
     use std::net::TcpListener;
 
-    // A server that answers nothing until two requests arrived, each on its own connection.
-    // With one request at a time, the second never comes and the accept times out.
+    // A server that leaves each request without a response until a second one arrives, and
+    // returns once two were pending at the same time. The worker may send the first full batch
+    // alone, before the rest of the burst reached its queue, so a lone request gets its response
+    // after 500 ms. With one request at a time, two are never pending and the deadline passes.
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n1";
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = std::thread::spawn(move || {
         listener.set_nonblocking(true).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut waiting = Vec::new();
-        while waiting.len() < 2 && Instant::now() < deadline {
+        let mut pending: Vec<(std::net::TcpStream, Instant)> = Vec::new();
+        let mut max_pending = 0;
+        while max_pending < 2 && Instant::now() < deadline {
             match listener.accept() {
                 Ok((mut stream, _)) => {
                     stream.set_nonblocking(false).unwrap();
-                    let body = read_request(&mut stream);
-                    waiting.push((stream, body));
+                    read_request(&mut stream);
+                    pending.push((stream, Instant::now()));
+                    max_pending = max_pending.max(pending.len());
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(error) => panic!("accept failed: {error}"),
             }
+
+            let lone_request_waited =
+                pending.len() == 1 && pending[0].1.elapsed() > Duration::from_millis(500);
+            if lone_request_waited {
+                let (mut stream, _) = pending.remove(0);
+                stream.write_all(RESPONSE).unwrap();
+            }
         }
-        let concurrent = waiting.len();
-        for (stream, _) in &mut waiting {
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n1")
-                .unwrap();
+        for (stream, _) in &mut pending {
+            stream.write_all(RESPONSE).unwrap();
         }
-        concurrent
+        max_pending
     });
 
     let mut config = groupscope::Config::new("test-token");
@@ -818,7 +827,8 @@ fn backlog_is_sent_with_two_requests_in_flight() {
     config.flush_interval = Duration::from_secs(60);
     config.gzip = false;
     let client = Client::new(config).unwrap();
-    // Four full batches of 50, so the worker has a backlog when it starts sending.
+    // Four full batches of 50, so at least three are queued once a lone first request gets
+    // its response.
     for i in 0..200 {
         client
             .track("e", json!({ "i": i }), TrackOptions::default())
@@ -829,7 +839,7 @@ fn backlog_is_sent_with_two_requests_in_flight() {
     assert_eq!(
         server.join().unwrap(),
         2,
-        "the second request arrived while the first was unanswered"
+        "a second request arrived while an earlier one was unanswered"
     );
     client.shutdown(Duration::ZERO);
 }
