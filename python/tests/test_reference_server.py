@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -10,14 +11,14 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
 
 import groupscope
 import groupscope.mixpanel as dropin
 from conftest import ReferenceServer
-from test_process import APP, free_port
+from test_process import APP, FORK_WARNING, free_port
 
 
 @pytest.fixture
@@ -133,3 +134,45 @@ def test_gunicorn_preload_against_server(reference_server: ReferenceServer, tmp_
     assert len(requests) == 20
     assert len(reference_server.events(event="App Loaded")) == 1
     assert max(Counter(event["insert_id"] for event in requests).values()) == 1
+
+
+# The parent's client, which forked processes inherit through fork() instead of pickling.
+FORKED_CLIENTS: List[groupscope.Client] = []
+
+
+def track_for_company(index: int) -> bool:
+    client = FORKED_CLIENTS[0]
+    for number in range(10):
+        client.track("Forked Event", {"number": number}, distinct_id=f"user-{index}", groups={"company_id": f"company-{index}"})
+    return client.flush(timeout=10.0)
+
+
+@pytest.mark.filterwarnings(FORK_WARNING)
+def test_fork_and_pool_against_server(reference_server: ReferenceServer, client: groupscope.Client) -> None:
+    client.track("Before Fork", distinct_id="parent", groups={"company_id": "parent-co"})
+    FORKED_CLIENTS[:] = [client]
+
+    pid = os.fork()
+    if pid == 0:
+        exit_code = 1
+        try:
+            exit_code = 0 if track_for_company(0) else 2
+        finally:
+            os._exit(exit_code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map(track_for_company, range(1, 5))
+    FORKED_CLIENTS.clear()
+    assert results == [True, True, True, True]
+    assert client.flush(timeout=10.0)
+
+    assert len(reference_server.events(event="Before Fork")) == 1
+    forked = reference_server.events(event="Forked Event")
+    assert len(forked) == 50
+    assert max(Counter(event["insert_id"] for event in forked).values()) == 1
+    for index in range(5):
+        group = reference_server.get_json(f"/api/groups/company_id/company-{index}")
+        assert group["event_count"] == 10, f"company-{index}"
+        assert group["unique_users"] == 1, f"company-{index}"
