@@ -24,7 +24,7 @@ use crate::event::{self, EncodedContext, EventContext};
 use crate::fork::ForkGate;
 use crate::groups::{IntoGroupId, validate_group_key};
 use crate::profile::{self, ProfileOperation};
-use crate::protocol::Endpoint;
+use crate::protocol::{Endpoint, MAX_EVENT_BYTES};
 use crate::queue::{MemoryQueue, Queue, Record};
 use crate::stats::{Counters, DropReason, DropReport};
 use crate::storage::{
@@ -331,11 +331,13 @@ impl Client {
     /// `{"$token", "$distinct_id", "$time", "<operation key>": value}`, with `$time` in ms.
     ///
     /// The value shape depends on the operation; see [`ProfileOperation`]. While opted out,
-    /// nothing is enqueued and the call succeeds.
+    /// nothing is enqueued, the update is counted in [`Stats::dropped_opted_out`] and the call
+    /// succeeds.
     ///
     /// # Errors
     /// [`Error::InvalidDistinctId`] or [`Error::InvalidProperty`] for a value of the wrong
-    /// shape; nothing is enqueued then. [`Error::ShutDown`] after shutdown.
+    /// shape, or for an update too large for one request; nothing is enqueued then.
+    /// [`Error::ShutDown`] after shutdown.
     pub fn engage(
         &self,
         distinct_id: &str,
@@ -349,6 +351,7 @@ impl Client {
         let core = lock(&self.inner.core);
         if core.state.opted_out {
             log::debug!("Opted out; the {} profile update is not sent", operation.key());
+            self.inner.shared.stats.count_drop(&DropReason::OptedOut, 1);
             return Ok(());
         }
         let record = event::build_engage(
@@ -358,6 +361,9 @@ impl Client {
             value,
             event::now_ms(),
         );
+        self.inner.check_record_fits(&record, || {
+            format!("the {} update of user {distinct_id:?}", operation.key())
+        })?;
         self.inner.enqueue(&core, record);
         Ok(())
     }
@@ -699,6 +705,44 @@ impl Inner {
         }
     }
 
+    /// Checks that `record` fits in one request to its endpoint, whose body is a JSON array of
+    /// records, so the worker never drops it as too large. `describe` names the record in the
+    /// error.
+    ///
+    /// # Errors
+    /// [`Error::InvalidProperty`] when the record does not fit.
+    fn check_record_fits(
+        &self,
+        record: &Record,
+        describe: impl FnOnce() -> String,
+    ) -> Result<(), Error> {
+        let (max_request_bytes, setting) = match record.endpoint {
+            Endpoint::Import => (self.config.max_import_request_bytes, "max_import_request_bytes"),
+            _ => (self.config.max_request_bytes, "max_request_bytes"),
+        };
+        // Two bytes for the brackets of the array.
+        let max_record_bytes = max_request_bytes.saturating_sub(2).min(MAX_EVENT_BYTES);
+        let len = record.body.len();
+        if len <= max_record_bytes {
+            return Ok(());
+        }
+        let source = if max_record_bytes == MAX_EVENT_BYTES {
+            format!("Mixpanel accepts at most {MAX_EVENT_BYTES} bytes per record")
+        } else {
+            format!(
+                "at most {max_record_bytes} bytes fit in one request to {} ({setting} is {max_request_bytes})",
+                record.endpoint.path()
+            )
+        };
+        Err(Error::InvalidProperty {
+            name: "properties".to_owned(),
+            reason: format!(
+                "{} is {len} bytes as JSON, and {source}; send smaller property values",
+                describe()
+            ),
+        })
+    }
+
     fn record_event(
         &self,
         endpoint: Endpoint,
@@ -731,6 +775,7 @@ impl Inner {
             properties,
             &options,
         )?;
+        self.check_record_fits(&record, || format!("event {name:?}"))?;
 
         let non_finite_replaced = options.non_finite_replaced + properties.non_finite_replaced();
         if non_finite_replaced > 0 {
@@ -981,8 +1026,7 @@ impl Inner {
         }
         let (sender, receiver) = crossbeam_channel::unbounded();
         std::mem::forget(std::mem::replace(&mut core.sender, sender));
-        self.shared.stats.in_channel.store(0, Ordering::Relaxed);
-        self.shared.stats.in_worker.store(0, Ordering::Relaxed);
+        self.shared.stats.reset();
 
         let queue = match open_queue(self.config.data_dir.as_ref(), false) {
             Ok(queue) => queue,
@@ -1027,9 +1071,13 @@ impl Inner {
     ) -> Result<(), Error> {
         self.ensure_running()?;
         let record = event::build_group_update(&self.config.token, key, id, operation, value);
+        self.check_record_fits(&record, || {
+            format!("the {operation} update of group ({key:?}, {id:?})")
+        })?;
         let core = lock(&self.core);
         if core.state.opted_out {
             log::debug!("Opted out; the {operation} of group ({key}, {id}) is not sent");
+            self.shared.stats.count_drop(&DropReason::OptedOut, 1);
             return Ok(());
         }
         self.enqueue(&core, record);

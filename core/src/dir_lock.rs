@@ -34,15 +34,7 @@ impl DataDirLock {
     /// folder or the lock file cannot be created.
     pub(crate) fn acquire(data_dir: &Path) -> Result<DataDirLock, Error> {
         let path = data_dir.join(LOCK_FILE_NAME);
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            Error::storage(
-                &path,
-                format!(
-                    "cannot create the data_dir folder {}: {e}; check its permissions",
-                    data_dir.display()
-                ),
-            )
-        })?;
+        crate::storage::create_data_dir(data_dir, &path)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)

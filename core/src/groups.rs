@@ -10,8 +10,12 @@ use crate::Error;
 /// Event property names a group key must not use, because the client or Mixpanel sets them.
 pub const RESERVED_GROUP_KEYS: &[&str] = &["token", "distinct_id", "time", "ip", "event", "bucket"];
 
-/// Checks a group key: non-empty, not reserved, and not starting with `$` or `mp_` (the
-/// prefixes of Mixpanel's own properties).
+/// The maximum length of a group key in bytes. Mixpanel truncates longer property names, and a
+/// truncated name would no longer match the group key configured in the project.
+pub const MAX_GROUP_KEY_BYTES: usize = 255;
+
+/// Checks a group key: non-empty, at most [`MAX_GROUP_KEY_BYTES`] long, not reserved, and not
+/// starting with `$` or `mp_` (the prefixes of Mixpanel's own properties).
 ///
 /// # Errors
 /// [`Error::InvalidGroupKey`] naming the key.
@@ -23,6 +27,11 @@ pub fn validate_group_key(key: &str) -> Result<(), Error> {
     if key.trim().is_empty() {
         return Err(reject(
             "a group key must not be empty; use the property name configured in the project, such as \"company_id\"",
+        ));
+    }
+    if key.len() > MAX_GROUP_KEY_BYTES {
+        return Err(reject(
+            "a group key has at most 255 bytes, because Mixpanel truncates longer property names; use the shorter property name configured in the project",
         ));
     }
     if key.starts_with('$') || key.starts_with("mp_") {

@@ -66,7 +66,8 @@ where
     }
 }
 
-/// A snapshot of a client's counters since it was created.
+/// A snapshot of a client's counters since it was created, or, in a process forked from the
+/// one that created it, since the fork.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Records accepted by `track`, `identify`, group calls and profile operations.
@@ -90,7 +91,7 @@ pub struct Stats {
     /// NOTE: the records of an unreadable file cannot be counted, so a reset adds 0 here;
     /// `store_resets` counts the resets themselves.
     pub dropped_store_reset: u64,
-    /// Records cleared by `opt_out`, and events tracked while opted out.
+    /// Records cleared by `opt_out`, and events and profile updates made while opted out.
     pub dropped_opted_out: u64,
     /// Records dropped because the store could not be written and memory was full.
     pub dropped_storage_unavailable: u64,
@@ -143,6 +144,51 @@ impl Counters {
             DropReason::ShutDown => &self.dropped_at_shutdown,
         };
         counter.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Sets every counter to zero. A forked child starts from zero because the parent's
+    /// records and outcomes are the parent's to count.
+    pub(crate) fn reset(&self) {
+        // Destructured without `..`, so a new counter cannot be left out.
+        let Counters {
+            enqueued,
+            delivered,
+            retried,
+            in_channel,
+            in_worker,
+            dropped_queue_full,
+            dropped_too_large,
+            dropped_rejected,
+            dropped_unauthorized,
+            dropped_store_reset,
+            dropped_opted_out,
+            dropped_storage_unavailable,
+            dropped_at_shutdown,
+            store_resets,
+            non_finite_replaced,
+            partially_rejected_batches,
+        } = self;
+        let counters = [
+            enqueued,
+            delivered,
+            retried,
+            in_channel,
+            in_worker,
+            dropped_queue_full,
+            dropped_too_large,
+            dropped_rejected,
+            dropped_unauthorized,
+            dropped_store_reset,
+            dropped_opted_out,
+            dropped_storage_unavailable,
+            dropped_at_shutdown,
+            store_resets,
+            non_finite_replaced,
+            partially_rejected_batches,
+        ];
+        for counter in counters {
+            counter.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Returns a snapshot.

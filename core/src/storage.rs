@@ -123,6 +123,32 @@ pub(crate) fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE_NAME)
 }
 
+/// Creates `data_dir` and its parents if needed.
+///
+/// # Errors
+/// [`Error::Storage`] naming `file`, the file the caller was about to open there, when
+/// `data_dir` is not a folder or cannot be created.
+pub(crate) fn create_data_dir(data_dir: &Path, file: &Path) -> Result<(), Error> {
+    if data_dir.exists() && !data_dir.is_dir() {
+        return Err(Error::storage(
+            file,
+            format!(
+                "data_dir {} is not a folder; pass the path of a folder, which the client creates if it is missing",
+                data_dir.display()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        Error::storage(
+            file,
+            format!(
+                "cannot create the data_dir folder {}: {e}; check its permissions",
+                data_dir.display()
+            ),
+        )
+    })
+}
+
 /// Opens or creates the store in `data_dir`, replacing a corrupt file.
 ///
 /// # Errors
@@ -130,15 +156,7 @@ pub(crate) fn store_path(data_dir: &Path) -> PathBuf {
 /// reason than corruption, for example a read-only folder.
 pub(crate) fn open(data_dir: &Path) -> Result<OpenedStore, Error> {
     let path = store_path(data_dir);
-    std::fs::create_dir_all(data_dir).map_err(|e| {
-        Error::storage(
-            &path,
-            format!(
-                "cannot create the data_dir folder {}: {e}; check its permissions",
-                data_dir.display()
-            ),
-        )
-    })?;
+    create_data_dir(data_dir, &path)?;
 
     match open_connection(&path, Synchronous::Full) {
         Ok(conn) => Ok(OpenedStore {

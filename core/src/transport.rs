@@ -169,9 +169,21 @@ impl Transport for HttpTransport {
                 }
             }
             Err(ureq::Error::Timeout(_)) => Outcome::Timeout,
-            Err(error) => Outcome::NetworkError(error.to_string()),
+            Err(error) => Outcome::NetworkError(describe_network_error(&request.url, &error)),
         }
     }
+}
+
+/// Describes a failed request. A TLS handshake that gets a non-TLS response most often means
+/// an `https://` address of a plain HTTP server, so that message says so.
+fn describe_network_error(url: &str, error: &ureq::Error) -> String {
+    let message = error.to_string();
+    if url.starts_with("https://") && message.contains("InvalidContentType") {
+        return format!(
+            "{message} (the server at {url} did not answer with TLS; if it serves plain HTTP, start api_host with http://)"
+        );
+    }
+    message
 }
 
 #[cfg(test)]
@@ -197,5 +209,34 @@ mod tests {
             import_authorization("tok", Some("sa:secret")),
             "Basic c2E6c2VjcmV0"
         );
+    }
+
+    #[test]
+    fn https_to_plain_http_server_suggests_http() {
+        use std::io::{Read, Write};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut hello = [0u8; 512];
+            let _ = stream.read(&mut hello);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        });
+
+        let mut transport = HttpTransport::new(Duration::from_secs(5));
+        let outcome = transport.send(&Request {
+            endpoint: Endpoint::Track,
+            url: format!("https://{address}/track"),
+            body: b"[]".to_vec(),
+            gzip: false,
+            authorization: None,
+        });
+        server.join().unwrap();
+
+        let Outcome::NetworkError(message) = outcome else {
+            panic!("expected a network error, got {outcome:?}");
+        };
+        assert!(message.contains("start api_host with http://"), "{message}");
     }
 }

@@ -42,7 +42,7 @@ pub(crate) fn check_event_time(endpoint: Endpoint, time_ms: i64, now_ms: i64) ->
             "the time is before 1971-01-01, which /import rejects; check the unit (seconds below 1e11, milliseconds otherwise)",
         ),
         Endpoint::Track if time_ms < now_ms.saturating_sub(MAX_TRACK_AGE_MS) => invalid(
-            "the time is more than 5 days old, which /track rejects; use Client::import for events older than 5 days",
+            "the time is more than 5 days old, which /track rejects; send older events with the client's import method, which uses /import",
         ),
         _ => Ok(()),
     }
@@ -316,7 +316,7 @@ mod tests {
 
         let old = check_event_time(Endpoint::Track, NOW - MAX_TRACK_AGE_MS - 1, NOW);
         let message = old.unwrap_err().to_string();
-        assert!(message.contains("Client::import"), "{message}");
+        assert!(message.contains("import method"), "{message}");
     }
 
     #[test]

@@ -310,7 +310,7 @@ fn event_limits_are_rejected_before_enqueue() {
             "6 days old",
             Value::Null,
             TrackOptions::default().time(now - 6.0 * day),
-            "Client::import",
+            "import method",
         ),
         (
             "2 hours ahead",

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use groupscope::{Client, DropReason, TrackOptions};
+use groupscope::{Client, DropReason, ProfileOperation, TrackOptions};
 use serde_json::{Value, json};
 use support::{Drops, FLUSH, Reply, Server, config};
 
@@ -169,14 +169,13 @@ fn oversized_record_is_dropped_and_reported() {
 }
 
 #[test]
-fn record_over_request_limit_is_never_sent() {
-    let server = Server::start();
-    let drops = Drops::default();
-    let mut config = config(&server, None);
-    config.max_request_bytes = 4_096;
-    config.on_drop = Some(drops.callback());
-    let client = Client::new(config).unwrap();
-
+fn stored_record_over_request_limit_is_dropped() {
+    // Recorded with the default limit, the event stays in the data directory while the
+    // server fails, and a client with a lower limit then finds it too large to send.
+    let dir = tempfile::tempdir().unwrap();
+    let failing = Server::start();
+    failing.default_reply(Reply::status(503, "0"));
+    let client = Client::new(config(&failing, Some(dir.path()))).unwrap();
     let big = client
         .track(
             "big",
@@ -184,9 +183,20 @@ fn record_over_request_limit_is_never_sent() {
             TrackOptions::default(),
         )
         .unwrap();
+    assert!(!client.flush(Duration::from_millis(300)));
+    client.shutdown(Duration::ZERO);
+    drop(client);
+
+    let server = Server::start();
+    let drops = Drops::default();
+    let mut config = config(&server, Some(dir.path()));
+    config.max_request_bytes = 4_096;
+    config.on_drop = Some(drops.callback());
+    let client = Client::new(config).unwrap();
     assert!(client.flush(FLUSH));
 
     assert!(server.received().is_empty());
+    assert_eq!(drops.reports()[0].reason, DropReason::TooLarge);
     assert_eq!(drops.reports()[0].insert_ids, vec![big]);
 }
 
@@ -751,6 +761,84 @@ fn track_while_opted_out_is_counted() {
         .unwrap();
 
     assert_eq!(client.stats().dropped_opted_out, 1);
+    assert_eq!(client.stats().enqueued, 0);
+}
+
+#[test]
+fn profile_updates_while_opted_out_are_counted() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+    client.opt_out().unwrap();
+
+    let group = client.group("company_id", "acme").unwrap();
+    group.set(json!({ "plan": "pro" })).unwrap();
+    client
+        .engage("user-1", ProfileOperation::Set, json!({ "plan": "pro" }))
+        .unwrap();
+
+    assert_eq!(client.stats().dropped_opted_out, 2);
+    assert_eq!(client.stats().enqueued, 0);
+}
+
+#[test]
+fn accepted_events_fit_one_request() {
+    let server = Server::start();
+    let mut config = config(&server, None);
+    config.max_request_bytes = 4096;
+    let client = Client::new(config).unwrap();
+
+    let too_large = "x".repeat(5000);
+    let error = client
+        .track("Big", json!({ "s": too_large }), TrackOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("\"Big\""), "{error}");
+    assert!(error.contains("max_request_bytes is 4096"), "{error}");
+    assert_eq!(client.stats().enqueued, 0);
+
+    // The largest accepted value, found by bisection, must still be delivered.
+    let (mut accepted, mut rejected) = (0, 5000);
+    while rejected - accepted > 1 {
+        let middle = (accepted + rejected) / 2;
+        let value = "x".repeat(middle);
+        match client.track("Big", json!({ "s": value }), TrackOptions::default()) {
+            Ok(_) => accepted = middle,
+            Err(_) => rejected = middle,
+        }
+    }
+    assert!(accepted > 3000, "accepted only {accepted} bytes");
+    assert!(client.flush(FLUSH));
+
+    let stats = client.stats();
+    assert_eq!(stats.dropped_too_large, 0);
+    assert_eq!(stats.delivered, stats.enqueued);
+    let largest = server
+        .events()
+        .iter()
+        .map(|properties| properties["s"].as_str().unwrap().len())
+        .max();
+    assert_eq!(largest, Some(accepted));
+}
+
+#[test]
+fn oversized_profile_updates_are_rejected() {
+    let server = Server::start();
+    let client = Client::new(config(&server, None)).unwrap();
+    let too_large = "x".repeat(1_100_000);
+
+    let group = client.group("company_id", "acme").unwrap();
+    let error = group
+        .set(json!({ "s": too_large }))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("group (\"company_id\", \"acme\")"), "{error}");
+    assert!(error.contains("1048576"), "{error}");
+
+    let error = client
+        .engage("user-1", ProfileOperation::Set, json!({ "s": too_large }))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("user \"user-1\""), "{error}");
     assert_eq!(client.stats().enqueued, 0);
 }
 

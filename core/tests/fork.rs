@@ -44,6 +44,8 @@ fn forked_child_sends_only_its_own_records() {
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
         client.reinit_after_fork();
+        // The parent's record is counted by the parent only.
+        let counted_from_zero = client.stats() == groupscope::Stats::default();
         let tracked = client.track(
             "from child",
             json!({"who": "child"}),
@@ -51,13 +53,24 @@ fn forked_child_sends_only_its_own_records() {
         );
         let delivered = tracked.is_ok() && client.flush(FLUSH);
         let stopped = client.shutdown(FLUSH);
-        unsafe { _exit(if delivered && stopped { 0 } else { 1 }) };
+        let code = match (counted_from_zero, delivered && stopped) {
+            (false, _) => 2,
+            (true, false) => 1,
+            (true, true) => 0,
+        };
+        unsafe { _exit(code) };
     }
 
     let mut status = 0;
     // SAFETY: `pid` is this process's child and `status` is a valid out pointer.
     let waited = unsafe { waitpid(pid, &mut status, 0) };
     assert_eq!(waited, pid);
+    // The exit code is the second byte of the wait status.
+    assert_ne!(
+        status,
+        2 << 8,
+        "the child's stats did not start from zero after the fork"
+    );
     assert_eq!(
         status, 0,
         "the child failed to deliver its event (wait status {status})"

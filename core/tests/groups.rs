@@ -305,13 +305,28 @@ fn bad_group_ids_and_keys_are_rejected() {
         "the error names the value: {error}"
     );
 
-    for key in ["", "$company", "mp_team", "token", "distinct_id", "time"] {
+    let too_long = "k".repeat(256);
+    for key in ["", "$company", "mp_team", "token", "distinct_id", "time", &too_long] {
         let error = client.add_group(key, "A").unwrap_err();
         assert!(
             matches!(error, Error::InvalidGroupKey { .. }),
             "{key:?} gave {error}"
         );
     }
+    let longest = "k".repeat(255);
+    client.add_group(&longest, "A").unwrap();
+    client.remove_group(&longest, "A").unwrap();
+    let error = client
+        .track(
+            "x",
+            Value::Null,
+            TrackOptions::default().group(too_long.clone(), json!("A")),
+        )
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("at most 255 bytes"),
+        "{error}"
+    );
     let error = client
         .track(
             "x",

@@ -223,6 +223,25 @@ fn unusable_data_dir_is_a_storage_error() {
 }
 
 #[test]
+fn data_dir_that_is_a_file_is_rejected() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.db");
+    std::fs::write(&file, b"x").unwrap();
+
+    let error = Client::new(config(&server, Some(&file)))
+        .err()
+        .expect("a file is not a data_dir");
+    let message = error.to_string();
+    assert!(
+        matches!(error, groupscope::Error::Storage { .. }),
+        "{message}"
+    );
+    assert!(message.contains("events.db is not a folder"), "{message}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x", "the file is left alone");
+}
+
+#[test]
 fn stats_count_stored_records_at_start() {
     let server = Server::start();
     server.default_reply(Reply::status(503, ""));
