@@ -161,12 +161,15 @@ fn positive(py: Python<'_>, argument: &str, value: Option<&Bound<'_, PyAny>>, de
     if value.cast::<PyBool>().is_ok() || value.cast::<PyInt>().is_err() {
         return Err(invalid_config(py, argument, &format!("must be an int >= 1, got {value_repr}")));
     }
+    let is_negative = value.lt(0).unwrap_or(false);
     match value.extract::<usize>() {
         Ok(count) if count >= 1 => Ok(count),
-        _ => Err(invalid_config(
+        Ok(_) => Err(invalid_config(py, argument, &format!("must be an int >= 1, got {value_repr}"))),
+        Err(_) if is_negative => Err(invalid_config(py, argument, &format!("must be an int >= 1, got {value_repr}"))),
+        Err(_) => Err(invalid_config(
             py,
             argument,
-            &format!("must be an int between 1 and {}, got {value_repr}", usize::MAX),
+            &format!("must be an int at most {}, got {value_repr}", usize::MAX),
         )),
     }
 }
@@ -593,6 +596,31 @@ impl Client {
     }
 }
 
+/// Reads the `names` argument of `unset`: one `str`, or an iterable of `str`.
+fn unset_names(names: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if let Ok(name) = names.cast::<PyString>() {
+        return Ok(vec![convert::python_str(name)]);
+    }
+    let type_error = |found: &Bound<'_, PyAny>| {
+        let type_name = found.get_type().name().map(|name| name.to_string()).unwrap_or_default();
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "names must be a str or an iterable of str, got {type_name}; pass for example names=[\"plan\", \"seats\"]"
+        ))
+    };
+    let Ok(iterator) = names.try_iter() else {
+        return Err(type_error(names));
+    };
+    let mut collected = Vec::new();
+    for name in iterator {
+        let name = name?;
+        match name.cast::<PyString>() {
+            Ok(text) => collected.push(convert::python_str(text)),
+            Err(_) => return Err(type_error(&name)),
+        }
+    }
+    Ok(collected)
+}
+
 impl Client {
     /// Converts the arguments shared by `track` and `import_event`.
     fn event_arguments<'py>(
@@ -857,13 +885,7 @@ impl GroupHandle {
     /// Deletes the named properties (`$unset`); `names` is one name or an iterable of names.
     fn unset(&self, py: Python<'_>, names: &Bound<'_, PyAny>) -> PyResult<()> {
         self.shared.forward_to_python(py);
-        let names: Vec<String> = match names.cast::<PyString>() {
-            Ok(name) => vec![convert::python_str(name)],
-            Err(_) => names
-                .try_iter()?
-                .map(|name| name.and_then(|name| Ok(convert::python_str(name.cast::<PyString>()?))))
-                .collect::<PyResult<_>>()?,
-        };
+        let names = unset_names(names)?;
         let core = &self.core;
         let result = self.shared.record(py, || core.unset(names));
         self.shared.ignore_after_exit(result).into_py_result(py)

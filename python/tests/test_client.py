@@ -237,6 +237,30 @@ def test_invalid_config_named(make_client: MakeClient, options: Dict[str, Any], 
         make_client(**options)
 
 
+@pytest.mark.parametrize(("value", "expected"), [(0, "must be an int >= 1, got 0"), (-3, "must be an int >= 1, got -3"), (10**30, "at most")])
+def test_invalid_count_message(make_client: MakeClient, value: int, expected: str) -> None:
+    with pytest.raises(groupscope.InvalidConfigError, match=expected):
+        make_client(batch_size=value)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client: client.track("Big", {"s": "x" * 1_100_000}),
+        lambda client: client.group("company_id", "acme").set({"s": "x" * 1_100_000}),
+        lambda client: client.engage("user-1", "$set", {"s": "x" * 1_100_000}),
+    ],
+    ids=["track", "group", "engage"],
+)
+def test_oversized_record_raises_at_call(make_client: MakeClient, call: Callable[[groupscope.Client], Any]) -> None:
+    client = make_client()
+
+    with pytest.raises(groupscope.InvalidPropertyError, match="1048576"):
+        call(client)
+
+    assert client.stats().enqueued == 0
+
+
 def test_shutdown_idempotent_then_rejects(sink: Sink, make_client: MakeClient) -> None:
     client = make_client()
     client.track("Last", distinct_id="user-1")
@@ -397,6 +421,8 @@ def test_invalid_token_named() -> None:
         (lambda client: client.track("Event", distinct_id=5), "distinct_id"),  # type: ignore[arg-type]
         (lambda client: client.identify(42), "distinct_id"),  # type: ignore[arg-type]
         (lambda client: client.track("Event", groups=["company_id"]), "groups"),  # type: ignore[arg-type]
+        (lambda client: client.group("company_id", "acme").unset(1), "names"),  # type: ignore[arg-type]
+        (lambda client: client.group("company_id", "acme").unset(["plan", 1]), "names"),  # type: ignore[list-item]
     ],
 )
 def test_argument_type_errors_named(make_client: MakeClient, call: Callable[[groupscope.Client], Any], named: str) -> None:
@@ -513,3 +539,26 @@ def test_engage_rejects_unknown_operation(make_client: MakeClient) -> None:
 
     with pytest.raises(groupscope.InvalidArgumentError, match=r"\$set_once"):
         client.engage("user-1", "$increment", {"a": 1})
+
+
+def test_group_sources_most_specific_wins(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client()
+    client.set_group("team_id", ["t1", "t2"])
+
+    with client.groups(team_id="context-team", company_id="acme"):
+        client.track("Context", distinct_id="u")
+        client.track("Call", distinct_id="u", groups={"team_id": "call-team"})
+        with client.groups(team_id="inner-team"):
+            client.track("Inner", distinct_id="u")
+    client.track("Super", distinct_id="u")
+    assert client.flush(timeout=10.0)
+
+    events = {event["event"]: event["properties"] for event in sink.wait_for(4)}
+    assert events["Context"]["team_id"] == ["context-team"]
+    assert events["Context"]["company_id"] == ["acme"]
+    assert events["Call"]["team_id"] == ["call-team"]
+    assert events["Call"]["company_id"] == ["acme"]
+    assert events["Inner"]["team_id"] == ["inner-team"]
+    assert events["Inner"]["company_id"] == ["acme"]
+    assert events["Super"]["team_id"] == ["t1", "t2"]
+    assert "company_id" not in events["Super"]

@@ -316,3 +316,55 @@ def test_exit_after_shutdown_is_clean(sink: Sink) -> None:
     assert result.returncode == 0
     assert result.stderr == ""
     assert len(sink.wait_for(1)) == 1
+
+
+def track_without_flush(index: int) -> None:
+    WORKER_CLIENTS[0].track("Unflushed", {"worker": index}, distinct_id=f"worker-{index}")
+
+
+@pytest.mark.filterwarnings(FORK_WARNING)
+def test_multiprocessing_child_delivers_at_exit(sink: Sink, make_client: MakeClient) -> None:
+    client = make_client(flush_interval=30.0)
+    WORKER_CLIENTS[:] = [client]
+
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=track_without_flush, args=(index,)) for index in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=20)
+    # Pool workers leave the same way once the pool is closed and joined.
+    pool = context.Pool(2)
+    pool.map(track_without_flush, range(2, 6))
+    pool.close()
+    pool.join()
+    WORKER_CLIENTS.clear()
+
+    assert [process.exitcode for process in processes] == [0, 0]
+    events = sink.wait_for(6)
+    workers = sorted(event["properties"]["worker"] for event in events)
+    assert workers == [0, 1, 2, 3, 4, 5]
+
+
+def test_client_made_in_multiprocessing_child_delivers_at_exit(sink: Sink) -> None:
+    code = f"""
+        import multiprocessing
+        import groupscope
+
+        clients = []
+
+        def work():
+            client = groupscope.Client("child-token", api_host={sink.url!r}, flush_interval=30.0)
+            client.track("Made In Child", distinct_id="child")
+            clients.append(client)  # kept alive, so only the exit step can deliver the event
+
+        if __name__ == "__main__":
+            process = multiprocessing.get_context("fork").Process(target=work)
+            process.start()
+            process.join(timeout=20)
+            raise SystemExit(process.exitcode)
+    """
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert [event["event"] for event in sink.wait_for(1)] == ["Made In Child"]

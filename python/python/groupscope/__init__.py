@@ -7,7 +7,7 @@ and delivers them in Mixpanel's ingestion protocol::
     import groupscope
 
     # A local server; without api_host the client sends to Mixpanel (https://api.mixpanel.com).
-    client = groupscope.Client("PROJECT_TOKEN", api_host="http://127.0.0.1:8080")
+    client = groupscope.Client("PROJECT_TOKEN", api_host="http://127.0.0.1:8750")
     with client.groups(company_id="acme"):
         client.track("Report Exported", {"format": "csv"}, distinct_id="user-42")
     client.group("company_id", "acme").set({"plan": "enterprise"})
@@ -149,6 +149,7 @@ class Client(_native.Client):
         client._exit_timeout = float(exit_timeout)
         with _live_clients_lock:
             _live_clients.add(client)
+        _watch_multiprocessing()
         return client
 
     def __enter__(self) -> "Client":
@@ -199,6 +200,42 @@ def _shutdown_clients_at_exit() -> None:
         remaining = max(0.0, deadline - time.monotonic())
         client._shutdown_at_exit(min(remaining, client._exit_timeout))
     _native.forward_logs()
+
+
+class _MultiprocessingWatch:
+    """The key of the after-fork function registered with ``multiprocessing.util``."""
+
+
+_watching_multiprocessing = False
+_process_exit_registered_in: Optional[int] = None
+
+
+def _watch_multiprocessing() -> None:
+    """Shut down clients when a ``multiprocessing`` child process ends, in every such child.
+
+    A child started by ``multiprocessing`` with the fork start method leaves with
+    ``os._exit()`` once its target returns, so ``atexit`` hooks do not run there. Its
+    finalizers do, so one is registered in each child: through ``register_after_fork`` for
+    children forked from this process, and at once when a client is created in a child.
+    """
+    global _watching_multiprocessing
+    import multiprocessing.util
+
+    if not _watching_multiprocessing:
+        _watching_multiprocessing = True
+        multiprocessing.util.register_after_fork(_MultiprocessingWatch, _register_process_exit)
+    _register_process_exit()
+
+
+def _register_process_exit(_: object = None) -> None:
+    """Register the exit shutdown as a finalizer of this ``multiprocessing`` child, once."""
+    global _process_exit_registered_in
+    import multiprocessing.util
+
+    if multiprocessing.parent_process() is None or _process_exit_registered_in == os.getpid():
+        return
+    _process_exit_registered_in = os.getpid()
+    multiprocessing.util.Finalize(None, _shutdown_clients_at_exit, exitpriority=0)
 
 
 if hasattr(os, "register_at_fork"):

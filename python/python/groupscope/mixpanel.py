@@ -19,7 +19,7 @@ Differences from the ``mixpanel`` package, all deliberate:
 
 * ``alias`` sends through the configured consumer; the ``mixpanel`` package always opens a
   new default ``Consumer`` to ``api.mixpanel.com``, ignoring ``api_host``.
-* ``api_host`` may carry a scheme (``"http://127.0.0.1:8080"``) to reach a local server;
+* ``api_host`` may carry a scheme (``"http://127.0.0.1:8750"``) to reach a local server;
   without one, ``https://`` is used as before.
 * Feature flags (``local_flags_config``, ``remote_flags_config``) are not supported and raise
   :class:`MixpanelException`.
