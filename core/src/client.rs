@@ -24,7 +24,7 @@ use crate::event::{self, EncodedContext, EventContext};
 use crate::fork::ForkGate;
 use crate::groups::{IntoGroupId, validate_group_key};
 use crate::profile::{self, ProfileOperation};
-use crate::protocol::{Endpoint, MAX_EVENT_BYTES};
+use crate::protocol::Endpoint;
 use crate::queue::{MemoryQueue, Queue, Record};
 use crate::stats::{Counters, DropReason, DropReport};
 use crate::storage::{
@@ -705,9 +705,8 @@ impl Inner {
         }
     }
 
-    /// Checks that `record` fits in one request to its endpoint, whose body is a JSON array of
-    /// records, so the worker never drops it as too large. `describe` names the record in the
-    /// error.
+    /// Checks that `record` fits in one request to its endpoint, so the worker never drops it
+    /// as too large. `describe` names the record in the error.
     ///
     /// # Errors
     /// [`Error::InvalidProperty`] when the record does not fit.
@@ -720,27 +719,13 @@ impl Inner {
             Endpoint::Import => (self.config.max_import_request_bytes, "max_import_request_bytes"),
             _ => (self.config.max_request_bytes, "max_request_bytes"),
         };
-        // Two bytes for the brackets of the array.
-        let max_record_bytes = max_request_bytes.saturating_sub(2).min(MAX_EVENT_BYTES);
-        let len = record.body.len();
-        if len <= max_record_bytes {
-            return Ok(());
-        }
-        let source = if max_record_bytes == MAX_EVENT_BYTES {
-            format!("Mixpanel accepts at most {MAX_EVENT_BYTES} bytes per record")
-        } else {
-            format!(
-                "at most {max_record_bytes} bytes fit in one request to {} ({setting} is {max_request_bytes})",
-                record.endpoint.path()
-            )
-        };
-        Err(Error::InvalidProperty {
-            name: "properties".to_owned(),
-            reason: format!(
-                "{} is {len} bytes as JSON, and {source}; send smaller property values",
-                describe()
-            ),
-        })
+        crate::validate::check_record_size(
+            record.endpoint,
+            record.body.len(),
+            max_request_bytes,
+            setting,
+            describe,
+        )
     }
 
     fn record_event(

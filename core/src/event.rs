@@ -269,7 +269,6 @@ pub(crate) fn build_event(
 
     crate::validate::check_property_count(count + 3 + CLIENT_PROPERTIES)?;
     let body = String::from_utf8(body).expect("the writer emits UTF-8 JSON");
-    crate::validate::check_event_size(event, body.len())?;
     let record = Record {
         endpoint,
         insert_id: Some(insert_id.clone()),

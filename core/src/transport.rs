@@ -175,7 +175,7 @@ impl Transport for HttpTransport {
 }
 
 /// Describes a failed request. A TLS handshake that gets a non-TLS response most often means
-/// an `https://` address of a plain HTTP server, so that message says so.
+/// an `https://` address of a plain HTTP server, so that message suggests `http://`.
 fn describe_network_error(url: &str, error: &ureq::Error) -> String {
     let message = error.to_string();
     if url.starts_with("https://") && message.contains("InvalidContentType") {

@@ -146,20 +146,39 @@ pub(crate) fn check_property_count(count: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks the encoded size of one event.
+/// Checks that a record of `len` bytes fits in one request to `endpoint` of at most
+/// `max_request_bytes` (the value of the `setting` option), whose body is a JSON array of
+/// records, and in Mixpanel's limit of [`MAX_EVENT_BYTES`] per record.
 ///
 /// # Errors
-/// [`Error::InvalidProperty`] when `encoded_len` is above [`MAX_EVENT_BYTES`].
-pub(crate) fn check_event_size(event: &str, encoded_len: usize) -> Result<(), Error> {
-    if encoded_len > MAX_EVENT_BYTES {
-        return Err(Error::InvalidProperty {
-            name: "properties".to_owned(),
-            reason: format!(
-                "event {event:?} is {encoded_len} bytes as JSON; Mixpanel accepts at most {MAX_EVENT_BYTES} bytes per event, so send smaller property values"
-            ),
-        });
+/// [`Error::InvalidProperty`] with the record named by `describe`, when it does not fit.
+pub(crate) fn check_record_size(
+    endpoint: Endpoint,
+    len: usize,
+    max_request_bytes: usize,
+    setting: &str,
+    describe: impl FnOnce() -> String,
+) -> Result<(), Error> {
+    // Two bytes for the brackets of the array.
+    let max_record_bytes = max_request_bytes.saturating_sub(2).min(MAX_EVENT_BYTES);
+    if len <= max_record_bytes {
+        return Ok(());
     }
-    Ok(())
+    let limit = if max_record_bytes == MAX_EVENT_BYTES {
+        format!("Mixpanel accepts at most {MAX_EVENT_BYTES} bytes per record")
+    } else {
+        format!(
+            "at most {max_record_bytes} bytes fit in one request to {} ({setting} is {max_request_bytes})",
+            endpoint.path()
+        )
+    };
+    Err(Error::InvalidProperty {
+        name: "properties".to_owned(),
+        reason: format!(
+            "{} is {len} bytes as JSON, and {limit}. Send smaller property values",
+            describe()
+        ),
+    })
 }
 
 /// Checks the number of ids a group super property would hold. Every event carries the list
@@ -359,9 +378,20 @@ mod tests {
     }
 
     #[test]
-    fn event_size_limit() {
-        assert!(check_event_size("e", MAX_EVENT_BYTES).is_ok());
-        assert!(check_event_size("e", MAX_EVENT_BYTES + 1).is_err());
+    fn record_size_limit() {
+        let describe = || "event \"e\"".to_owned();
+        let import = |len| {
+            check_record_size(Endpoint::Import, len, 10_000_000, "max_import_request_bytes", describe)
+        };
+        assert!(import(MAX_EVENT_BYTES).is_ok());
+        let message = import(MAX_EVENT_BYTES + 1).unwrap_err().to_string();
+        assert!(message.contains("at most 1048576 bytes per record"), "{message}");
+
+        let track = |len| check_record_size(Endpoint::Track, len, 4096, "max_request_bytes", describe);
+        assert!(track(4094).is_ok());
+        let message = track(4095).unwrap_err().to_string();
+        assert!(message.contains("event \"e\" is 4095 bytes"), "{message}");
+        assert!(message.contains("max_request_bytes is 4096"), "{message}");
     }
 
     #[test]

@@ -164,13 +164,12 @@ fn positive(py: Python<'_>, argument: &str, value: Option<&Bound<'_, PyAny>>, de
     let is_negative = value.lt(0).unwrap_or(false);
     match value.extract::<usize>() {
         Ok(count) if count >= 1 => Ok(count),
-        Ok(_) => Err(invalid_config(py, argument, &format!("must be an int >= 1, got {value_repr}"))),
-        Err(_) if is_negative => Err(invalid_config(py, argument, &format!("must be an int >= 1, got {value_repr}"))),
-        Err(_) => Err(invalid_config(
+        Err(_) if !is_negative => Err(invalid_config(
             py,
             argument,
             &format!("must be an int at most {}, got {value_repr}", usize::MAX),
         )),
+        _ => Err(invalid_config(py, argument, &format!("must be an int >= 1, got {value_repr}"))),
     }
 }
 
