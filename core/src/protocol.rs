@@ -39,6 +39,12 @@ impl Endpoint {
         }
     }
 
+    /// Returns whether the endpoint receives events (`/track`, `/import`) rather than profile
+    /// operations (`/engage`, `/groups`).
+    pub fn is_event(self) -> bool {
+        matches!(self, Endpoint::Track | Endpoint::Import)
+    }
+
     /// Returns the name used in storage and logs, for example `track`.
     pub fn name(self) -> &'static str {
         &self.path()[1..]

@@ -707,6 +707,12 @@ impl Worker {
     /// requests in flight, and returns once every request got its outcome. Outcomes are
     /// applied in the order the requests were sent, as if they had been sent one by one.
     fn send_batches(&mut self, endpoint: Endpoint, max_batches: usize) {
+        // Profile operations ($union then $remove, say) do not commute, and the server may
+        // apply two concurrent requests in either order, so only events go two at a time.
+        if !endpoint.is_event() {
+            self.send_batch(endpoint);
+            return;
+        }
         // The sender threads start once a backlog needs a second request, so a client that
         // sends little keeps one thread and one connection.
         let backlog = self.queue.len_for(endpoint) > self.batch_limits[endpoint_index(endpoint)];

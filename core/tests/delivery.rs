@@ -866,15 +866,15 @@ fn read_request(stream: &mut std::net::TcpStream) -> Vec<u8> {
     }
 }
 
-#[test]
-fn backlog_is_sent_with_two_requests_in_flight() {
+/// Starts a server that leaves each request without a response until a second one arrives,
+/// and returns the largest number of requests pending at once. It stops at two, or once
+/// `requests` requests were received, or after 10 s. A lone request gets its response after
+/// 500 ms, because the worker may send the first full batch before the rest of a burst
+/// reached its queue.
+fn serve_counting_pending(requests: usize) -> (String, std::thread::JoinHandle<usize>) {
     use std::io::Write;
     use std::net::TcpListener;
 
-    // A server that leaves each request without a response until a second one arrives, and
-    // returns once two were pending at the same time. The worker may send the first full batch
-    // alone, before the rest of the burst reached its queue, so a lone request gets its response
-    // after 500 ms. With one request at a time, two are never pending and the deadline passes.
     const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n1";
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -882,12 +882,14 @@ fn backlog_is_sent_with_two_requests_in_flight() {
         listener.set_nonblocking(true).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut pending: Vec<(std::net::TcpStream, Instant)> = Vec::new();
+        let mut received = 0;
         let mut max_pending = 0;
         while max_pending < 2 && Instant::now() < deadline {
             match listener.accept() {
                 Ok((mut stream, _)) => {
                     stream.set_nonblocking(false).unwrap();
                     read_request(&mut stream);
+                    received += 1;
                     pending.push((stream, Instant::now()));
                     max_pending = max_pending.max(pending.len());
                 }
@@ -902,6 +904,9 @@ fn backlog_is_sent_with_two_requests_in_flight() {
             if lone_request_waited {
                 let (mut stream, _) = pending.remove(0);
                 stream.write_all(RESPONSE).unwrap();
+                if received == requests {
+                    break;
+                }
             }
         }
         for (stream, _) in &mut pending {
@@ -909,7 +914,12 @@ fn backlog_is_sent_with_two_requests_in_flight() {
         }
         max_pending
     });
+    (url, server)
+}
 
+#[test]
+fn backlog_is_sent_with_two_requests_in_flight() {
+    let (url, server) = serve_counting_pending(4);
     let mut config = groupscope::Config::new("test-token");
     config.api_host = url;
     config.flush_interval = Duration::from_secs(60);
@@ -928,6 +938,30 @@ fn backlog_is_sent_with_two_requests_in_flight() {
         server.join().unwrap(),
         2,
         "a second request arrived while an earlier one was unanswered"
+    );
+    client.shutdown(Duration::ZERO);
+}
+
+#[test]
+fn profile_backlog_is_sent_one_request_at_a_time() {
+    let (url, server) = serve_counting_pending(4);
+    let mut config = groupscope::Config::new("test-token");
+    config.api_host = url;
+    config.flush_interval = Duration::from_secs(60);
+    config.gzip = false;
+    let client = Client::new(config).unwrap();
+    let group = client.group("company_id", "acme").unwrap();
+    // Four full batches of 50 operations whose result depends on their order.
+    for i in 0..100 {
+        group.union(json!({ "tags": [format!("t{i}")] })).unwrap();
+        group.remove(json!({ "tags": format!("t{i}") })).unwrap();
+    }
+    client.flush(Duration::from_millis(1));
+
+    assert_eq!(
+        server.join().unwrap(),
+        1,
+        "a second /groups request arrived while an earlier one was unanswered"
     );
     client.shutdown(Duration::ZERO);
 }
